@@ -1,0 +1,59 @@
+"""The shape of the Darooghe stream: topics, enums, error codes (see shared DATA.md)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+TRANSACTIONS_TOPIC: Final = "darooghe.transactions"
+ERROR_TOPIC: Final = "darooghe.error_logs"
+FRAUD_TOPIC: Final = "darooghe.fraud_alerts"
+
+MERCHANT_CATEGORIES: Final = (
+    "retail",
+    "food_service",
+    "entertainment",
+    "transportation",
+    "government",
+)
+PAYMENT_METHODS: Final = ("online", "pos", "mobile", "nfc")
+STATUSES: Final = ("approved", "declined", "pending")
+COMMISSION_TYPES: Final = ("flat", "progressive", "tiered")
+CUSTOMER_TYPES: Final = ("individual", "CIP", "business")
+FAILURE_REASONS: Final = (
+    "cancelled",
+    "insufficient_funds",
+    "system_error",
+    "fraud_prevented",
+)
+MOBILE_OSES: Final = ("iOS", "Android")
+
+#: Fields whose value must be one of a fixed set.
+ENUM_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "merchant_category": MERCHANT_CATEGORIES,
+    "payment_method": PAYMENT_METHODS,
+    "status": STATUSES,
+    "commission_type": COMMISSION_TYPES,
+    "customer_type": CUSTOMER_TYPES,
+}
+ID_FIELDS: Final = ("transaction_id", "customer_id", "merchant_id")
+AMOUNT_FIELDS: Final = ("amount", "vat_amount", "commission_amount", "total_amount")
+
+ERR_AMOUNT: Final = "ERR_AMOUNT"
+ERR_TIME: Final = "ERR_TIME"
+ERR_DEVICE: Final = "ERR_DEVICE"
+ERR_SCHEMA: Final = "ERR_SCHEMA"
+ERROR_CODES: Final = (ERR_AMOUNT, ERR_TIME, ERR_DEVICE, ERR_SCHEMA)
+
+#: Plain-language explanation of each rule, shown on the dashboard.
+RULE_EXPLANATIONS: Final[dict[str, str]] = {
+    ERR_AMOUNT: "total_amount must equal amount + vat_amount + commission_amount "
+    "(exact on integers, 0.01 tolerance on fractions).",
+    ERR_TIME: "The event timestamp may not lie in the future (beyond a small clock skew) "
+    "nor more than 24 hours before the message's Kafka timestamp.",
+    ERR_DEVICE: "A mobile payment must carry device_info.os equal to iOS or Android.",
+    ERR_SCHEMA: "The message must be a UTF-8 JSON object with string ids, known enum values, "
+    "non-negative numeric amounts and a risk_level of 1..5.",
+}
+
+#: Kafka header the Pulse generator sets to name the rules it broke on purpose.
+INJECTED_HEADER: Final = "darooghe-injected"

@@ -1,0 +1,196 @@
+"""One frozen settings object per process, built from the environment.
+
+Names match the original course generator (EVENT_RATE, PEAK_FACTOR, ...) so
+its users need not relearn anything. Any other `KAFKA_`-prefixed variable is a
+librdkafka setting passed through to every client (KAFKA_SASL_PASSWORD ->
+`sasl.password`), so a secured cluster needs no code change. A bad value raises
+`SettingsError` whose text is one readable line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dashboard.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+
+INIT_MODES = ("flush", "append", "skip")
+
+# Variables with the KAFKA_ prefix that are not librdkafka settings: ours, or
+# the local broker script's.
+_NOT_LIBRDKAFKA = {
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_PORT",
+    "KAFKA_CONTROLLER_PORT",
+    "KAFKA_HOME",
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_START_TIMEOUT",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_VERSION",
+}
+_SECRET_WORDS = ("password", "secret", "key", "token", "jaas")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we refuse; str() is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one environment variable maps to a settings field."""
+
+    env: str
+    kind: Callable[[str], Any]
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    doc: str = ""
+
+
+def _spec(
+    default: Any,
+    env: str,
+    kind: Callable[[str], Any],
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    return field(default=default, metadata={"spec": Spec(env, kind, low, high, choices, doc)})
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of every Darooghe process; see README for the table."""
+
+    bootstrap_servers: str = _spec(
+        "localhost:9092", "KAFKA_BOOTSTRAP_SERVERS", str, doc="Kafka bootstrap servers"
+    )
+    transactions_topic: str = _spec(
+        TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events"
+    )
+    error_topic: str = _spec(ERROR_TOPIC, "ERROR_TOPIC", str, doc="topic of validation error records")
+    fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
+    topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
+    # Pulse generator (names and ranges of the original course generator).
+    event_rate: float = _spec(100.0, "EVENT_RATE", float, 10, 1000, doc="average events per minute")
+    peak_factor: float = _spec(2.5, "PEAK_FACTOR", float, 1.0, 5.0, doc="rate multiplier at the daily peak")
+    fraud_rate: float = _spec(0.02, "FRAUD_RATE", float, 0.0, 0.1, doc="share of fraudulent transactions")
+    declined_rate: float = _spec(0.05, "DECLINED_RATE", float, 0.0, 0.2, doc="share of declined transactions")
+    merchant_count: int = _spec(50, "MERCHANT_COUNT", int, 10, 500, doc="distinct merchants")
+    customer_count: int = _spec(1000, "CUSTOMER_COUNT", int, 100, 10000, doc="distinct customers")
+    event_init_mode: str = _spec("flush", "EVENT_INIT_MODE", str, choices=INIT_MODES, doc="history on start")
+    history_events: int = _spec(
+        20_000, "HISTORY_EVENTS", int, 0, 10_000_000, doc="historical events on start"
+    )
+    history_days: float = _spec(7.0, "HISTORY_DAYS", float, 0.01, 60, doc="days of history")
+    invalid_rate: float = _spec(
+        0.01,
+        "INVALID_RATE",
+        float,
+        0.0,
+        1.0,
+        doc="share of deliberately invalid events",
+    )
+    seed: int | None = _spec(None, "SEED", _optional_int, doc="random seed (empty: random)")
+    # Validation and ingest.
+    time_skew_ms: int = _spec(1000, "TIME_SKEW_MS", int, 0, 3_600_000, doc="tolerated future clock skew")
+    ingest_group: str = _spec(
+        "darooghe-ingest",
+        "INGEST_GROUP",
+        str,
+        doc="consumer group of the ingest worker",
+    )
+    # Dashboard.
+    buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
+    refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
+    stale_seconds: float = _spec(
+        10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale"
+    )
+    kafka_extra: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default os.environ); raise SettingsError on a bad value."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            spec: Spec | None = f.metadata.get("spec")
+            if spec is None or spec.env not in env:
+                continue
+            text = env[spec.env]
+            try:
+                value = spec.kind(text.strip())
+            except ValueError:
+                kind = (
+                    "a number"
+                    if spec.kind is float
+                    else "an integer"
+                    if spec.kind in (int, _optional_int)
+                    else "text"
+                )
+                raise SettingsError(f"{spec.env}={text!r} is not {kind}") from None
+            _check_range(spec, value, text)
+            values[f.name] = value
+        extra = tuple(
+            sorted(
+                (name[6:].lower().replace("_", "."), value)
+                for name, value in env.items()
+                if name.startswith("KAFKA_") and name not in _NOT_LIBRDKAFKA
+            )
+        )
+        return cls(**values, kafka_extra=extra)
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """Return the librdkafka config: bootstrap servers, passthrough settings, then overrides.
+
+        Keyword names use underscores for dots (`group_id` -> `group.id`).
+        """
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(dict(self.kafka_extra))
+        config.update({k.replace("_", "."): v for k, v in overrides.items()})
+        return config
+
+    def describe(self) -> str:
+        """One line for logs with secrets masked."""
+        extra = ", ".join(
+            f"{k}={'***' if any(w in k for w in _SECRET_WORDS) else v}" for k, v in self.kafka_extra
+        )
+        return f"bootstrap={self.bootstrap_servers}" + (f" ({extra})" if extra else "")
+
+
+def _check_range(spec: Spec, value: Any, text: str) -> None:
+    if spec.choices is not None and value not in spec.choices:
+        raise SettingsError(f"{spec.env}={text!r} must be one of {', '.join(spec.choices)}")
+    if value is None or spec.low is None:
+        return
+    high_ok = spec.high is None or value <= spec.high
+    if not (spec.low <= value and high_ok) or (isinstance(value, float) and math.isnan(value)):
+        high = f"{spec.high:g}" if spec.high is not None else "inf"
+        raise SettingsError(f"{spec.env}={text!r} is out of range {spec.low:g}-{high}")
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """Rows (variable, default, range, meaning) for the README."""
+    rows = []
+    defaults = Settings()
+    for f in fields(Settings):
+        spec: Spec | None = f.metadata.get("spec")
+        if spec is None:
+            continue
+        rng = (
+            "|".join(spec.choices)
+            if spec.choices
+            else (f"{spec.low:g}-{spec.high:g}" if spec.low is not None else "")
+        )
+        rows.append((spec.env, str(getattr(defaults, f.name)), rng, spec.doc))
+    return rows

@@ -1,0 +1,340 @@
+"""Decoding and validation of transaction messages: pure, no Kafka.
+
+`check(value, ingestion_ms)` turns the raw bytes of one message into a typed
+`Transaction` and the list of rules it violates. Bad input is a value, never an
+exception: bytes that are not a JSON object come back as one ERR_SCHEMA
+violation with an excerpt of the payload. The ingest worker and the dashboard
+both call this module, so the error log and the screen always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dashboard.schema import (
+    AMOUNT_FIELDS,
+    ENUM_FIELDS,
+    ERR_AMOUNT,
+    ERR_DEVICE,
+    ERR_SCHEMA,
+    ERR_TIME,
+    ID_FIELDS,
+    MOBILE_OSES,
+)
+
+DAY_MS = 86_400_000
+DEFAULT_SKEW_MS = 1_000
+EXCERPT_BYTES = 200
+_EPOCH_MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds, below are seconds
+_AMOUNT_TOLERANCE = 0.01
+
+Number = int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: its code, a human message and the evidence behind it."""
+
+    code: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A decoded transaction; a field that failed conversion is None."""
+
+    transaction_id: str | None
+    timestamp_ms: int | None
+    customer_id: str | None
+    merchant_id: str | None
+    merchant_category: str | None
+    payment_method: str | None
+    amount: Number | None
+    commission_amount: Number | None
+    vat_amount: Number | None
+    total_amount: Number | None
+    status: str | None
+    commission_type: str | None
+    customer_type: str | None
+    risk_level: int | None
+    failure_reason: str | None
+    lat: float | None
+    lng: float | None
+    device_os: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The outcome of `check`: the transaction (None if undecodable) and its violations."""
+
+    transaction: Transaction | None
+    violations: tuple[Violation, ...]
+
+    @property
+    def valid(self) -> bool:
+        """True when no rule is violated."""
+        return not self.violations
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The error codes, in rule order, one per violation."""
+        return tuple(v.code for v in self.violations)
+
+
+def excerpt(value: bytes | None, limit: int = EXCERPT_BYTES) -> str:
+    """Return the first `limit` bytes of a payload as text, undecodable bytes escaped."""
+    if not value:
+        return ""
+    return value[:limit].decode("utf-8", "backslashreplace")
+
+
+def ms_to_iso(ms: int | None) -> str | None:
+    """Format epoch milliseconds as ISO-8601 UTC with a Z suffix (None passes through)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """Return epoch milliseconds for an ISO-8601 string or an epoch number, None if unparsable.
+
+    A string without a zone is read as UTC; a number is epoch seconds, or epoch
+    milliseconds when above 1e11. Booleans, NaN and infinities are unparsable.
+    """
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return round(dt.timestamp() * 1000)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value):
+        return None
+    ms = value if abs(value) > _EPOCH_MS_THRESHOLD else value * 1000
+    try:
+        datetime.fromtimestamp(ms / 1000, tz=UTC)  # reject values beyond the calendar
+    except (OverflowError, OSError, ValueError):
+        return None
+    return round(ms)
+
+
+def _to_number(value: Any) -> Number | None:
+    """Convert a JSON number or numeric string to a finite non-negative int or float."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return value
+    return None
+
+
+def _to_int(value: Any) -> int | None:
+    """Convert an integral JSON number or numeric string to int."""
+    number = _to_number(value)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def _to_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _schema(field_name: str, message: str, value: bytes | None = None) -> Violation:
+    evidence: dict[str, Any] = {"field": field_name}
+    if value is not None:
+        evidence["excerpt"] = excerpt(value)
+    return Violation(ERR_SCHEMA, message, evidence)
+
+
+def check(value: bytes | None, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS) -> Checked:
+    """Decode one message value and judge every rule against its Kafka timestamp.
+
+    `ingestion_ms` is the message's own Kafka timestamp (epoch ms), so a replay
+    validates the same way. Never raises on bad input.
+    """
+    if not value:
+        return Checked(
+            None,
+            (Violation(ERR_SCHEMA, "empty message", {"reason": "empty", "excerpt": ""}),),
+        )
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        reason = "not UTF-8" if "utf-8" in str(exc).lower() else "not valid JSON"
+        return Checked(
+            None,
+            (
+                Violation(
+                    ERR_SCHEMA,
+                    f"payload is {reason}",
+                    {"reason": reason, "excerpt": excerpt(value)},
+                ),
+            ),
+        )
+    if not isinstance(record, dict):
+        return Checked(
+            None,
+            (
+                Violation(
+                    ERR_SCHEMA,
+                    "payload is not a JSON object",
+                    {"reason": "not a JSON object", "excerpt": excerpt(value)},
+                ),
+            ),
+        )
+    return check_record(record, ingestion_ms, skew_ms, value)
+
+
+def check_record(
+    record: dict[str, Any],
+    ingestion_ms: int,
+    skew_ms: int = DEFAULT_SKEW_MS,
+    raw: bytes | None = None,
+) -> Checked:
+    """Judge an already-decoded JSON object; see `check`."""
+    violations: list[Violation] = []
+    get = record.get
+
+    ids: dict[str, str | None] = {}
+    for name in ID_FIELDS:
+        v = get(name)
+        if isinstance(v, str) and v:
+            ids[name] = v
+        else:
+            ids[name] = None
+            what = "missing" if v is None else "not a non-empty string"
+            violations.append(_schema(name, f"{name} is {what}", raw))
+
+    enums: dict[str, str | None] = {}
+    for name, allowed in ENUM_FIELDS.items():
+        v = get(name)
+        if isinstance(v, str) and v in allowed:
+            enums[name] = v
+        else:
+            enums[name] = None
+            violations.append(_schema(name, f"{name} {v!r} is not one of {', '.join(allowed)}", raw))
+
+    risk = _to_int(get("risk_level"))
+    if risk is None or not 1 <= risk <= 5:
+        violations.append(
+            _schema(
+                "risk_level",
+                f"risk_level {get('risk_level')!r} is not an integer 1..5",
+                raw,
+            )
+        )
+        risk = None
+
+    amounts: dict[str, Number | None] = {}
+    for name in AMOUNT_FIELDS:
+        v = get(name)
+        number = _to_number(v)
+        amounts[name] = number
+        if number is None:
+            what = "missing" if v is None else f"{v!r} is not a non-negative number"
+            violations.append(_schema(name, f"{name} is {what}" if v is None else f"{name} {what}", raw))
+
+    amount, vat, commission, total = (amounts[n] for n in AMOUNT_FIELDS)
+    if amount is not None and vat is not None and commission is not None and total is not None:
+        expected = amount + vat + commission
+        exact = all(isinstance(x, int) for x in (amount, vat, commission, total))
+        if (expected != total) if exact else abs(expected - total) > _AMOUNT_TOLERANCE:
+            violations.append(
+                Violation(
+                    ERR_AMOUNT,
+                    "total_amount does not equal amount + vat_amount + commission_amount",
+                    {"expected_total": expected, "actual_total": total},
+                )
+            )
+
+    raw_ts = get("timestamp")
+    ts_ms = parse_timestamp(raw_ts)
+    if ts_ms is None:
+        violations.append(
+            Violation(
+                ERR_TIME,
+                "invalid timestamp format",
+                {
+                    "event_timestamp": raw_ts if isinstance(raw_ts, str | int | float) else None,
+                    "ingestion_timestamp": ms_to_iso(ingestion_ms),
+                },
+            )
+        )
+    elif ts_ms > ingestion_ms + skew_ms or ts_ms < ingestion_ms - DAY_MS:
+        future = ts_ms > ingestion_ms
+        violations.append(
+            Violation(
+                ERR_TIME,
+                "timestamp is in the future" if future else "timestamp is more than 24 hours old",
+                {
+                    "event_timestamp": ms_to_iso(ts_ms),
+                    "ingestion_timestamp": ms_to_iso(ingestion_ms),
+                    "delta_ms": ts_ms - ingestion_ms,
+                },
+            )
+        )
+
+    device = get("device_info")
+    os_found = device.get("os") if isinstance(device, dict) else None
+    device_os = os_found if isinstance(os_found, str) else None
+    if enums["payment_method"] == "mobile" and device_os not in MOBILE_OSES:
+        violations.append(
+            Violation(
+                ERR_DEVICE,
+                "mobile payment requires device_info.os iOS or Android",
+                {
+                    "payment_method": "mobile",
+                    "device_os": os_found if isinstance(os_found, str | None) else repr(os_found),
+                },
+            )
+        )
+
+    location = get("location")
+    lat = lng = None
+    if isinstance(location, dict):
+        lat, lng = _to_float(location.get("lat")), _to_float(location.get("lng"))
+    failure = get("failure_reason")
+
+    transaction = Transaction(
+        transaction_id=ids["transaction_id"],
+        timestamp_ms=ts_ms,
+        customer_id=ids["customer_id"],
+        merchant_id=ids["merchant_id"],
+        merchant_category=enums["merchant_category"],
+        payment_method=enums["payment_method"],
+        amount=amount,
+        commission_amount=commission,
+        vat_amount=vat,
+        total_amount=total,
+        status=enums["status"],
+        commission_type=enums["commission_type"],
+        customer_type=enums["customer_type"],
+        risk_level=risk,
+        failure_reason=failure if isinstance(failure, str) else None,
+        lat=lat,
+        lng=lng,
+        device_os=device_os,
+    )
+    return Checked(transaction, tuple(violations))
