@@ -72,12 +72,8 @@ def _optional_int(text: str) -> int | None:
 class Settings:
     """Every setting of every Darooghe process; see README for the table."""
 
-    bootstrap_servers: str = _spec(
-        "localhost:9092", "KAFKA_BOOTSTRAP_SERVERS", str, doc="Kafka bootstrap servers"
-    )
-    transactions_topic: str = _spec(
-        TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events"
-    )
+    bootstrap_servers: str = _spec("localhost:9092", "KAFKA_BOOTSTRAP_SERVERS", str, doc="Kafka bootstrap servers")
+    transactions_topic: str = _spec(TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events")
     error_topic: str = _spec(ERROR_TOPIC, "ERROR_TOPIC", str, doc="topic of validation error records")
     fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
     topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
@@ -89,9 +85,7 @@ class Settings:
     merchant_count: int = _spec(50, "MERCHANT_COUNT", int, 10, 500, doc="distinct merchants")
     customer_count: int = _spec(1000, "CUSTOMER_COUNT", int, 100, 10000, doc="distinct customers")
     event_init_mode: str = _spec("flush", "EVENT_INIT_MODE", str, choices=INIT_MODES, doc="history on start")
-    history_events: int = _spec(
-        20_000, "HISTORY_EVENTS", int, 0, 10_000_000, doc="historical events on start"
-    )
+    history_events: int = _spec(20_000, "HISTORY_EVENTS", int, 0, 10_000_000, doc="historical events on start")
     history_days: float = _spec(7.0, "HISTORY_DAYS", float, 0.01, 60, doc="days of history")
     invalid_rate: float = _spec(
         0.01,
@@ -113,9 +107,7 @@ class Settings:
     # Dashboard.
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
-    stale_seconds: float = _spec(
-        10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale"
-    )
+    stale_seconds: float = _spec(10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale")
     kafka_extra: tuple[tuple[str, str], ...] = ()
 
     @classmethod
@@ -132,11 +124,7 @@ class Settings:
                 value = spec.kind(text.strip())
             except ValueError:
                 kind = (
-                    "a number"
-                    if spec.kind is float
-                    else "an integer"
-                    if spec.kind in (int, _optional_int)
-                    else "text"
+                    "a number" if spec.kind is float else "an integer" if spec.kind in (int, _optional_int) else "text"
                 )
                 raise SettingsError(f"{spec.env}={text!r} is not {kind}") from None
             _check_range(spec, value, text)
@@ -162,9 +150,7 @@ class Settings:
 
     def describe(self) -> str:
         """One line for logs with secrets masked."""
-        extra = ", ".join(
-            f"{k}={'***' if any(w in k for w in _SECRET_WORDS) else v}" for k, v in self.kafka_extra
-        )
+        extra = ", ".join(f"{k}={'***' if any(w in k for w in _SECRET_WORDS) else v}" for k, v in self.kafka_extra)
         return f"bootstrap={self.bootstrap_servers}" + (f" ({extra})" if extra else "")
 
 
@@ -188,9 +174,7 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         if spec is None:
             continue
         rng = (
-            "|".join(spec.choices)
-            if spec.choices
-            else (f"{spec.low:g}-{spec.high:g}" if spec.low is not None else "")
+            "|".join(spec.choices) if spec.choices else (f"{spec.low:g}-{spec.high:g}" if spec.low is not None else "")
         )
         rows.append((spec.env, str(getattr(defaults, f.name)), rng, spec.doc))
     return rows

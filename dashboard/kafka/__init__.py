@@ -1,0 +1,1 @@
+"""Thin wiring around confluent-kafka; processing code never imports from here."""

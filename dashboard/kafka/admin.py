@@ -1,0 +1,95 @@
+"""Topic administration: create missing topics, delete topics, count messages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from dashboard.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """Return an AdminClient for the configured cluster."""
+    return AdminClient(settings.kafka_config())
+
+
+def ensure_topics(
+    settings: Settings, topics: Iterable[str], partitions: int | None = None, timeout: float = 30.0
+) -> list[str]:
+    """Create those of `topics` that do not exist yet; return the names created.
+
+    Waits until the broker reports every topic with its leaders, so producers
+    and consumers started right after see them.
+    """
+    admin = admin_client(settings)
+    wanted = list(dict.fromkeys(topics))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [t for t in wanted if t not in existing]
+    created: list[str] = []
+    if missing:
+        n = partitions or settings.topic_partitions
+        futures = admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t in missing])
+        for topic, future in futures.items():
+            try:
+                future.result(timeout)
+                created.append(topic)
+                logger.info("created topic %s with %d partitions", topic, n)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    _wait_for(admin, wanted, present=True, timeout=timeout)
+    return created
+
+
+def delete_topics(settings: Settings, topics: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete `topics` if they exist and wait until the broker no longer lists them."""
+    admin = admin_client(settings)
+    names = [t for t in topics if t in admin.list_topics(timeout=timeout).topics]
+    if not names:
+        return
+    for topic, future in admin.delete_topics(names, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+        logger.info("deleted topic %s", topic)
+    _wait_for(admin, names, present=False, timeout=timeout)
+
+
+def _wait_for(admin: AdminClient, topics: list[str], present: bool, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(timeout=timeout).topics
+        ok = all(
+            (t in listed and listed[t].error is None and listed[t].partitions) if present else t not in listed
+            for t in topics
+        )
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {topics} not {'ready' if present else 'gone'} after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def watermarks(settings: Settings, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """Return {partition: (low, high)} watermarks of `topic` ({} if it does not exist)."""
+    consumer = Consumer(settings.kafka_config(group_id="darooghe-watermarks", enable_auto_commit=False))
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return {}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def message_count(settings: Settings, topic: str, timeout: float = 10.0) -> int:
+    """Return high minus low watermark summed over partitions (transaction markers included)."""
+    return sum(high - low for low, high in watermarks(settings, topic, timeout).values())
