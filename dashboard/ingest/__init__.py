@@ -1,0 +1,1 @@
+"""The validating ingest worker (`python -m dashboard.ingest`)."""

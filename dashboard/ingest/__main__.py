@@ -1,0 +1,27 @@
+"""`python -m dashboard.ingest`: run the validating ingest worker."""
+
+from __future__ import annotations
+
+import argparse
+
+from dashboard.cli import load_settings, setup_logging, stop_on_signals
+from dashboard.ingest.worker import IngestWorker
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the worker until stopped or idle; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m dashboard.ingest", description=__doc__)
+    parser.add_argument("--until-idle", type=float, metavar="SECONDS", help="exit after SECONDS without messages")
+    parser.add_argument("--transactional-id", help="stable transactional id (default: unique per process)")
+    args = parser.parse_args(argv)
+    if args.until_idle is not None and args.until_idle <= 0:
+        parser.error("--until-idle must be positive")
+    setup_logging()
+    settings = load_settings("ingest")
+    worker = IngestWorker(settings, args.transactional_id, args.until_idle, stop_on_signals())
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
