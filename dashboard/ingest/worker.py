@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -196,7 +197,8 @@ class IngestWorker:
                 if err.code() != KafkaError._PARTITION_EOF:
                     self.state.on_error(err)
                 continue
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            # A message without error always has topic, partition and offset.
+            topic, partition, offset = cast(str, msg.topic()), cast(int, msg.partition()), cast(int, msg.offset())
             tp = (topic, partition)
             if tp not in first:
                 first[tp] = offset
