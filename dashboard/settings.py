@@ -32,7 +32,11 @@ _NOT_LIBRDKAFKA = {
     "KAFKA_LOG4J_OPTS",
     "KAFKA_JVM_PERFORMANCE_OPTS",
     "KAFKA_VERSION",
+    "KAFKA_EXTRA_CONFIG",
+    "KAFKA_STOP_TIMEOUT",
 }
+# confluent-kafka's Python-side options, whose names keep their underscores.
+_PYTHON_KEYS = {"error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_delivery", "on_commit", "logger"}
 _SECRET_WORDS = ("password", "secret", "key", "token", "jaas")
 
 
@@ -143,9 +147,11 @@ class Settings:
 
         Keyword names use underscores for dots (`group_id` -> `group.id`).
         """
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        # librdkafka's own log lines (connection refused, ...) go quiet by
+        # default: clients report broker errors through error_cb as a state.
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "log_level": 2}
         config.update(dict(self.kafka_extra))
-        config.update({k.replace("_", "."): v for k, v in overrides.items()})
+        config.update({k if k in _PYTHON_KEYS else k.replace("_", "."): v for k, v in overrides.items()})
         return config
 
     def describe(self) -> str:

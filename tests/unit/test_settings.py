@@ -42,9 +42,11 @@ def test_kafka_prefixed_settings_pass_through_and_secrets_are_masked() -> None:
             "KAFKA_HOME": "/opt/kafka",
         }
     )
-    config = s.kafka_config(group_id="g")
+    config = s.kafka_config(group_id="g", error_cb=print)
     assert config == {
         "bootstrap.servers": "b:9093",
+        "log_level": 2,
+        "error_cb": print,
         "security.protocol": "SASL_SSL",
         "sasl.password": "hunter2",
         "group.id": "g",
