@@ -80,6 +80,7 @@ class IngestWorker:
         self.stats = Stats()
         self.state = BrokerState(settings.bootstrap_servers, logger)
         self._assigned = False
+        self._last_data = clock()
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -108,6 +109,7 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
+        self._last_data = self.clock()  # idleness counts from the latest assignment
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -151,16 +153,15 @@ class IngestWorker:
         return self.stats
 
     def _loop(self, consumer: Consumer, producer: Producer) -> None:
-        last_data = self.clock()
-        last_report, reported = last_data, 0
+        last_report, reported = self.clock(), 0
         while not self.stop.is_set():
             msgs = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
             now = self.clock()
             if msgs:
-                last_data = now
+                self._last_data = now
                 self.state.mark_up()
                 self._process_batch(consumer, producer, msgs)
-            elif self.until_idle is not None and self._assigned and now - last_data >= self.until_idle:
+            elif self.until_idle is not None and self._assigned and now - self._last_data >= self.until_idle:
                 logger.info("idle for %.1f s, stopping", self.until_idle)
                 break
             if now - last_report >= REPORT_EVERY:
