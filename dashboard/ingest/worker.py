@@ -1,11 +1,13 @@
 """The ingest worker: validate every transaction, write each violation once.
 
-Guarantee: exactly-once. Each batch of consumed messages is handled inside one
-Kafka transaction: the error records it produces to darooghe.error_logs and
-the consumer group's new offsets (`send_offsets_to_transaction`) commit or
-abort together. A worker killed at any moment leaves either the whole batch
-(records and offsets) or none of it; its successor re-reads the batch from the
-last committed offsets. Readers of the error log must use
+Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
+of at most TXN_MAX_SECONDS or TXN_MAX_MESSAGES: the error records produced to
+darooghe.error_logs and the consumer group's new offsets
+(`send_offsets_to_transaction`) commit or abort together. A worker killed at
+any moment leaves either a whole transaction (records and offsets) or none of
+it; its successor re-reads from the last committed offsets. On a rebalance
+the open transaction is committed in the revoke callback, before the
+partitions move. Readers of the error log must use
 `isolation.level=read_committed` to see only committed records.
 
 Consumers in group `darooghe-ingest` split the partitions, so workers scale
@@ -21,21 +23,34 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from dashboard.ingest.records import Source, error_records
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.errors import BrokerState
 from dashboard.settings import Settings
-from dashboard.validation import check
+from dashboard.validation import check, decode_plain
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
 POLL_TIMEOUT = 0.5
 REPORT_EVERY = 5.0
+TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long...
+TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each
+
+
+@dataclass
+class _OpenTxn:
+    """What the open transaction holds: offsets read and counters, applied on commit."""
+
+    started: float
+    last: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
+    messages: int = 0
+    invalid: int = 0
+    records: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +63,14 @@ class Stats:
     transactions: int = 0
     aborted: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
+    first_batch_at: float | None = None  # clock() when the first batch arrived
+    last_commit_at: float | None = None  # clock() when the latest batch committed
+
+    def rate(self) -> float:
+        """Messages per second from the first batch to the latest commit (0 when unknown)."""
+        if self.first_batch_at is None or self.last_commit_at is None or self.last_commit_at <= self.first_batch_at:
+            return 0.0
+        return self.messages / (self.last_commit_at - self.first_batch_at)
 
 
 def transactional_id(settings: Settings, given: str | None) -> str:
@@ -81,6 +104,8 @@ class IngestWorker:
         self.state = BrokerState(settings.bootstrap_servers, logger)
         self._assigned = False
         self._last_data = clock()
+        self._open: _OpenTxn | None = None
+        self._producer_ref: Producer | None = None
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -113,7 +138,10 @@ class IngestWorker:
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Transactions never span a consume() call, so nothing is in flight here.
+        # Still a member of the old generation: commit the open transaction now,
+        # so the next owner of these partitions starts right after it.
+        if self._open is not None and self._producer_ref is not None:
+            self._finish(consumer, self._producer_ref, rewind=False)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
@@ -139,7 +167,7 @@ class IngestWorker:
         topics = [s.transactions_topic, s.error_topic, s.fraud_topic]
         if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
             return self.stats
-        producer = self._producer()
+        producer = self._producer_ref = self._producer()
         consumer = self._consumer()
         try:
             if not self._wait_for_broker(lambda: producer.init_transactions(10), "initialising transactions"):
@@ -154,26 +182,40 @@ class IngestWorker:
 
     def _loop(self, consumer: Consumer, producer: Producer) -> None:
         last_report, reported = self.clock(), 0
-        while not self.stop.is_set():
-            msgs = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
-            now = self.clock()
-            if msgs:
-                self._last_data = now
-                self.state.mark_up()
-                self._process_batch(consumer, producer, msgs)
-            elif self.until_idle is not None and self._assigned and now - self._last_data >= self.until_idle:
-                logger.info("idle for %.1f s, stopping", self.until_idle)
-                break
-            if now - last_report >= REPORT_EVERY:
-                rate = (self.stats.messages - reported) / (now - last_report)
-                logger.info(
-                    "%.0f msg/s; %d messages, %d invalid, %d error records",
-                    rate,
-                    self.stats.messages,
-                    self.stats.invalid,
-                    self.stats.records,
-                )
-                last_report, reported = now, self.stats.messages
+        try:
+            while not self.stop.is_set():
+                msgs = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                now = self.clock()
+                if msgs:
+                    self._last_data = now
+                    if self.stats.first_batch_at is None:
+                        self.stats.first_batch_at = now
+                    self.state.mark_up()
+                    if self._open is None:
+                        producer.begin_transaction()
+                        self._open = _OpenTxn(started=now)
+                    self._process(producer, msgs, self._open)
+                txn = self._open
+                if txn is not None and (
+                    not msgs or txn.messages >= TXN_MAX_MESSAGES or now - txn.started >= TXN_MAX_SECONDS
+                ):
+                    self._finish(consumer, producer, rewind=True)
+                elif not msgs and self._idle_for_long(now):
+                    logger.info("idle for %.1f s, stopping", self.until_idle)
+                    break
+                if now - last_report >= REPORT_EVERY:
+                    rate = (self.stats.messages - reported) / (now - last_report)
+                    logger.info(
+                        "%.0f msg/s; %d messages, %d invalid, %d error records",
+                        rate,
+                        self.stats.messages,
+                        self.stats.invalid,
+                        self.stats.records,
+                    )
+                    last_report, reported = now, self.stats.messages
+        finally:
+            if self._open is not None:  # stopping: commit what was processed
+                self._finish(consumer, producer, rewind=False)
         logger.info(
             "stopped: %d messages, %d invalid, %d error records %s",
             self.stats.messages,
@@ -182,56 +224,68 @@ class IngestWorker:
             self.stats.by_code,
         )
 
-    def _process_batch(self, consumer: Consumer, producer: Producer, msgs: list[Message]) -> None:
-        s = self.settings
-        skew, error_topic = s.time_skew_ms, s.error_topic
-        first: dict[tuple[str, int], int] = {}
-        last: dict[tuple[str, int], int] = {}
-        stats = self.stats
-        produce = producer.produce
-        producer.begin_transaction()
-        n = invalid = records = 0
-        by_code: dict[str, int] = {}
+    def _process(self, producer: Producer, msgs: list[Message], txn: _OpenTxn) -> None:
+        """Validate `msgs` and produce their error records into the open transaction.
+
+        The hot loop: valid messages take the fast path
+        (decode_plain: typed msgspec decoding) and nothing else; only invalid ones pay for the full judgement.
+        """
+        skew, error_topic = self.settings.time_skew_ms, self.settings.error_topic
+        last, by_code = txn.last, txn.by_code
+        produce, plain = producer.produce, decode_plain
+        n = 0
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     self.state.on_error(err)
                 continue
-            # A message without error always has topic, partition and offset.
-            topic, partition, offset = cast(str, msg.topic()), cast(int, msg.partition()), cast(int, msg.offset())
-            tp = (topic, partition)
-            if tp not in first:
-                first[tp] = offset
-            last[tp] = offset
+            offset = msg.offset()
+            last[msg.partition()] = offset  # type: ignore[index,assignment]  # set when error() is None
             n += 1
             ts_type, ts = msg.timestamp()
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
                 ts = int(time.time() * 1000)
-            checked = check(msg.value(), ts, skew, full=False)
-            if checked.valid:
+            value = msg.value()
+            if value and plain(value, ts, skew) is not None:
                 continue
-            invalid += 1
-            for key, value in error_records(checked, Source(topic, partition, offset, ts)):
+            checked = check(value, ts, skew)
+            txn.invalid += 1
+            source = Source(msg.topic(), msg.partition(), offset, ts)  # type: ignore[arg-type]
+            for key, record_value in error_records(checked, source):
                 while True:
                     try:
-                        produce(error_topic, value, key)
+                        produce(error_topic, record_value, key)
                         break
                     except BufferError:
                         producer.poll(0.1)
-                records += 1
+                txn.records += 1
             for code in checked.codes:
                 by_code[code] = by_code.get(code, 0) + 1
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        txn.messages += n
+
+    def _idle_for_long(self, now: float) -> bool:
+        """True when --until-idle is set and nothing arrived for that long since assignment."""
+        return self.until_idle is not None and self._assigned and now - self._last_data >= self.until_idle
+
+    def _finish(self, consumer: Consumer, producer: Producer, rewind: bool) -> None:
+        """Commit the open transaction with its offsets; after an abort, rewind (if asked) to re-read it."""
+        txn, self._open = self._open, None
+        if txn is None:
+            return
+        topic = self.settings.transactions_topic
+        offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
         if self._commit(consumer, producer, offsets):
-            stats.messages += n
-            stats.invalid += invalid
-            stats.records += records
+            stats = self.stats
+            stats.messages += txn.messages
+            stats.invalid += txn.invalid
+            stats.records += txn.records
             stats.transactions += 1
-            for code, count in by_code.items():
+            stats.last_commit_at = self.clock()
+            for code, count in txn.by_code.items():
                 stats.by_code[code] = stats.by_code.get(code, 0) + count
-        else:
-            self._rewind(consumer, first)
+        elif rewind:
+            self._rewind(consumer, list(txn.last))
 
     def _commit(self, consumer: Consumer, producer: Producer, offsets: list[TopicPartition]) -> bool:
         """Commit the open transaction with `offsets`; False (after an abort) when it must be retried."""
@@ -255,6 +309,9 @@ class IngestWorker:
             self.stats.aborted += 1
             return False
 
-    def _rewind(self, consumer: Consumer, first: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), offset in first.items():
-            consumer.seek(TopicPartition(topic, partition, offset))
+    def _rewind(self, consumer: Consumer, partitions: list[int]) -> None:
+        """Seek `partitions` back to their committed offsets, to re-read an aborted transaction."""
+        topic = self.settings.transactions_topic
+        for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30):
+            # No commit yet (negative offset): start where the group would, at the beginning.
+            consumer.seek(TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))

@@ -13,6 +13,10 @@ from dashboard.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Time-based retention judges Kafka timestamps, and backfilled history carries
+# event times days old: topics we create keep 30 days, so history survives.
+RETENTION_MS = 30 * 86_400_000
+
 
 def admin_client(settings: Settings) -> AdminClient:
     """Return an AdminClient for the configured cluster."""
@@ -34,7 +38,10 @@ def ensure_topics(
     created: list[str] = []
     if missing:
         n = partitions or settings.topic_partitions
-        futures = admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t in missing])
+        config = {"retention.ms": str(RETENTION_MS)}
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=n, replication_factor=1, config=config) for t in missing]
+        )
         for topic, future in futures.items():
             try:
                 future.result(timeout)

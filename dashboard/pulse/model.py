@@ -113,7 +113,7 @@ class Population:
 def category_quota(merchant_count: int) -> np.ndarray:
     """Return category indexes for `merchant_count` merchants, in proportion to CATEGORY_WEIGHTS.
 
-    Largest-remainder rounding with at least one merchant per category, so even
+    Rounded to whole merchants with at least one per category, so even
     50 merchants match the weights as closely as whole numbers allow (the
     original drew the category per event, which let merchants change category).
     """
@@ -121,12 +121,9 @@ def category_quota(merchant_count: int) -> np.ndarray:
     if merchant_count < k:
         raise ValueError(f"need at least {k} merchants, got {merchant_count}")
     exact = CATEGORY_P * merchant_count
-    counts = np.maximum(np.floor(exact).astype(np.int64), 1)
-    remainder = exact - np.floor(exact)
-    for i in np.argsort(-remainder, kind="stable"):
-        if counts.sum() >= merchant_count:
-            break
-        counts[i] += 1
-    while counts.sum() > merchant_count:  # the minimum of one overshot: take from the largest
-        counts[np.argmax(counts)] -= 1
+    counts = np.maximum(np.floor(exact), 1).astype(np.int64)
+    while counts.sum() < merchant_count:  # the largest shortfall gets the next merchant
+        counts[np.argmax(exact - counts)] += 1
+    while counts.sum() > merchant_count:  # the minimum of one overshot: take from the largest surplus
+        counts[np.argmin(np.where(counts > 1, exact - counts, np.inf))] -= 1
     return np.repeat(np.arange(k), counts)

@@ -18,6 +18,7 @@ on any one day rate(peak) / rate(18:00) == PEAK_FACTOR.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,10 +99,11 @@ class Profile:
         inverted exactly across hour boundaries.
         """
         remaining = exp_draw
+        per_second = self.per_second
         while True:
-            idx = int(hour_of_week(t))
-            seg_end = (np.floor((t + TEHRAN_OFFSET_S) / HOUR_S) + 1) * HOUR_S - TEHRAN_OFFSET_S
-            lam = float(self.per_second[idx]) * multiplier
+            hour = math.floor((t + TEHRAN_OFFSET_S) / HOUR_S)
+            seg_end = (hour + 1) * HOUR_S - TEHRAN_OFFSET_S
+            lam = float(per_second[(hour + _EPOCH_WEEKDAY * 24) % WEEK_HOURS]) * multiplier
             capacity = lam * (seg_end - t)
             if remaining <= capacity:
                 return t + remaining / lam

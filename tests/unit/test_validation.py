@@ -17,6 +17,7 @@ from dashboard.validation import (
     VALID,
     check,
     check_record,
+    decode_plain,
     is_plainly_valid,
     ms_to_iso,
     parse_timestamp,
@@ -246,6 +247,14 @@ def test_fast_path_never_accepts_what_the_full_check_rejects() -> None:
         {"status": "x"},
         {"customer_id": 1},
         {"risk_level": True},
+        {"risk_level": 3.0},
+        {"transaction_id": ""},
+        {"device_info": "iOS", "payment_method": "mobile"},
+        {"device_info": {"os": 1}, "payment_method": "mobile"},
+        {"location": "here"},
+        {"timestamp": "2025-04-26t12:19:10z"},
+        {"timestamp": 1745669950},
+        {"amount": 351671.0},
     ]
     seen_fast = 0
     for _ in range(500):
@@ -254,8 +263,13 @@ def test_fast_path_never_accepts_what_the_full_check_rejects() -> None:
         if is_plainly_valid(rec, INGEST_MS):
             seen_fast += 1
             assert full.valid, rec
+        if decode_plain(orjson.dumps(rec), INGEST_MS) is not None:
+            assert full.valid, rec
     assert seen_fast > 0
     assert check(orjson.dumps(event()), INGEST_MS, full=False) is VALID
+    assert decode_plain(orjson.dumps(event()), INGEST_MS) is not None
+    assert decode_plain(b"[" * 100_000, INGEST_MS) is None
+    assert decode_plain(b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", INGEST_MS) is None
     assert check(orjson.dumps(event(total_amount=1)), INGEST_MS, full=False).codes == (ERR_AMOUNT,)
 
 
