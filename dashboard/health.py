@@ -1,0 +1,365 @@
+"""What the dashboard knows about its feed and the pipeline behind it.
+
+`Health` is the immutable snapshot a page renders. `FeedStatus` gathers the
+figures behind it from the feed's threads (thread-safe, no Kafka, the time is
+passed in); `RateWindow` is pure. `PipelineProbe` holds
+the slower broker queries (the ingest worker's committed lag, the size of the
+error log) that the feed runs in a thread of their own, so they never hold up
+consumption.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from dashboard.buffer import ERROR_BITS, Batch
+from dashboard.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+State = Literal["connecting", "connected", "down"]
+RATE_WINDOW = 10.0  # seconds behind messages_per_second
+
+
+@dataclass(frozen=True)
+class Health:
+    """A snapshot of the feed for the status panel; times are seconds of the feed's clock.
+
+    `lag`, `invalid_counts`: read-only mappings. A value that could not be
+    read from the broker (yet) is None.
+    """
+
+    bootstrap: str  # bootstrap servers
+    topic: str  # the transactions topic
+    state: State
+    message: str  # one line for the user, e.g. "no broker at localhost:9092, retrying"
+    topic_found: bool  # False while waiting for the topic to appear
+    partitions: int  # partitions assigned
+    last_error: str | None  # text of the latest broker or consumer error
+    last_error_at: float | None  # when it happened (epoch seconds)
+    messages_per_second: float  # consumed over the last RATE_WINDOW seconds
+    last_message_age: float | None  # seconds since the last message arrived (our clock)
+    newest_kafka_age: float | None  # seconds since the newest Kafka timestamp (< 0: producer clock ahead)
+    newest_kafka_ts_ms: int | None
+    lag: Mapping[int, int]  # partition -> high watermark minus our position
+    invalid_counts: Mapping[str, int]  # error code -> messages violating it, since start
+    invalid_total: int  # messages violating at least one rule, since start
+    messages_total: int  # messages consumed since start
+    ingest_lag: int | None  # the ingest group's committed lag, summed over partitions
+    error_records: int | None  # records in the error topic
+    stale: bool  # no message for more than settings.stale_seconds
+    at: float  # when this snapshot was taken
+
+    @property
+    def total_lag(self) -> int | None:
+        """Sum of the per-partition lag, None before the first watermark query."""
+        return sum(self.lag.values()) if self.lag else None
+
+
+class FeedStatus:
+    """The figures behind `Health`, written by the feed's threads and read by pages; thread-safe.
+
+    Holds no clients and reads no clock: callers pass `now` (epoch seconds).
+    """
+
+    def __init__(self, bootstrap: str, topic: str, stale_seconds: float) -> None:
+        self.bootstrap, self.topic, self.stale_seconds = bootstrap, topic, stale_seconds
+        self._lock = threading.Lock()
+        self._connected = False  # the broker has answered at least once
+        self._topic_found = False
+        self._positions: dict[int, int] = {}  # partition -> next offset to read
+        self._highs: dict[int, int] = {}  # partition -> high watermark, as last seen
+        self._rate = RateWindow(RATE_WINDOW)
+        self._total = self._invalid_total = 0
+        self._invalid = dict.fromkeys(ERROR_BITS, 0)
+        self._last_message_at: float | None = None
+        self._newest_kafka_ms: int | None = None
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._repeated_error: str | None = None
+        self._crash: str | None = None
+        self._ingest_lag: int | None = None
+        self._error_records: int | None = None
+
+    def answered(self) -> None:
+        """Record that the broker answered."""
+        with self._lock:
+            self._connected = True
+
+    def error(self, text: str, now: float) -> bool:
+        """Record an error; return False when it repeats the previous one with no message in between."""
+        with self._lock:
+            self._last_error, self._last_error_at = text, now
+            new, self._repeated_error = self._repeated_error != text, text
+            return new
+
+    def crashed(self, text: str) -> None:
+        """Record that the feed thread died."""
+        with self._lock:
+            self._crash = text
+
+    def positions(self) -> dict[int, int]:
+        """Return {partition: next offset to read} of the assigned partitions."""
+        with self._lock:
+            return dict(self._positions)
+
+    def assigned(self, positions: Mapping[int, int], highs: Mapping[int, int]) -> None:
+        """Replace the assignment (an empty one: the topic is missing) and add known high watermarks."""
+        with self._lock:
+            self._topic_found = bool(positions)
+            self._positions = dict(positions)
+            self._highs = {p: h for p, h in (self._highs | dict(highs)).items() if p in positions}
+
+    def highs(self, highs: Mapping[int, int]) -> None:
+        """Record the high watermarks of assigned partitions."""
+        with self._lock:
+            self._highs.update({p: h for p, h in highs.items() if p in self._positions})
+
+    def appended(self, batch: Batch, nexts: Mapping[int, int], now: float) -> None:
+        """Count a batch that was appended to the buffer; `nexts` are the partitions' next offsets."""
+        mask = batch.numeric["error_mask"]
+        by_code = {code: int(np.count_nonzero(mask & bit)) for code, bit in ERROR_BITS.items()}
+        invalid = int(np.count_nonzero(mask))
+        newest = int(batch.numeric["kafka_ts_ms"].max())
+        with self._lock:
+            self._total += len(batch)
+            self._invalid_total += invalid
+            for code, n in by_code.items():
+                self._invalid[code] += n
+            self._rate.add(len(batch), now)
+            self._last_message_at = now
+            self._newest_kafka_ms = newest if self._newest_kafka_ms is None else max(newest, self._newest_kafka_ms)
+            self._positions.update({p: offset for p, offset in nexts.items() if p in self._positions})
+            self._repeated_error = None
+
+    def pipeline(self, ingest_lag: int | None, error_records: int | None) -> None:
+        """Record the figures read by the PipelineProbe."""
+        with self._lock:
+            self._ingest_lag, self._error_records = ingest_lag, error_records
+
+    def health(self, now: float, broker_down: bool) -> Health:
+        """Return the snapshot at time `now`; `broker_down` comes from the feed's BrokerState."""
+        with self._lock:
+            state: State = "down" if broker_down or self._crash else "connected" if self._connected else "connecting"
+            if self._crash is not None:
+                message = f"feed stopped: {self._crash}"
+            elif state == "down":
+                message = f"no broker at {self.bootstrap}, retrying"
+            elif state == "connecting":
+                message = f"connecting to {self.bootstrap}"
+            elif not self._topic_found:
+                message = f"connected to {self.bootstrap}; waiting for topic {self.topic}"
+            else:
+                message = f"reading {len(self._positions)} partitions of {self.topic} at {self.bootstrap}"
+            lag = {p: max(0, self._highs[p] - pos) for p, pos in self._positions.items() if p in self._highs}
+            last_age = None if self._last_message_at is None else max(0.0, now - self._last_message_at)
+            return Health(
+                bootstrap=self.bootstrap,
+                topic=self.topic,
+                state=state,
+                message=message,
+                topic_found=self._topic_found,
+                partitions=len(self._positions),
+                last_error=self._last_error,
+                last_error_at=self._last_error_at,
+                messages_per_second=self._rate.rate(now),
+                last_message_age=last_age,
+                newest_kafka_age=None if self._newest_kafka_ms is None else now - self._newest_kafka_ms / 1000,
+                newest_kafka_ts_ms=self._newest_kafka_ms,
+                lag=MappingProxyType(lag),
+                invalid_counts=MappingProxyType(dict(self._invalid)),
+                invalid_total=self._invalid_total,
+                messages_total=self._total,
+                ingest_lag=self._ingest_lag,
+                error_records=self._error_records,
+                stale=last_age is None or last_age > self.stale_seconds,
+                at=now,
+            )
+
+
+class RateWindow:
+    """Counts of events over a sliding time window; pure, the caller passes the time."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._events: deque[tuple[float, int]] = deque()
+        self._sum = 0
+
+    def add(self, count: int, now: float) -> None:
+        """Record `count` events at time `now` (non-decreasing)."""
+        self._events.append((now, count))
+        self._sum += count
+        self._expire(now)
+
+    def rate(self, now: float) -> float:
+        """Return events per second within (now - window, now]."""
+        self._expire(now)
+        return self._sum / self.window
+
+    def _expire(self, now: float) -> None:
+        events = self._events
+        while events and events[0][0] <= now - self.window:
+            self._sum -= events.popleft()[1]
+
+
+class PipelineProbe:
+    """Slow broker queries for the health panel; every method returns None on failure.
+
+    Joins no group and commits nothing: the ingest group's offsets are read
+    with the AdminClient, and the error log is counted by a consumer with a
+    throwaway group id that only uses `assign()`. Not thread-safe: one thread
+    owns a probe.
+    """
+
+    def __init__(self, settings: Settings, error_cb: Callable[[KafkaError], None], timeout: float = 2.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        common: dict[str, Any] = {"allow_auto_create_topics": False, "error_cb": error_cb}
+        # A metadata request for a missing topic would create it otherwise.
+        self._admin = AdminClient(settings.kafka_config(**common))
+        self._counter = Consumer(
+            settings.kafka_config(
+                group_id=f"darooghe-dashboard-count-{uuid.uuid4().hex}",
+                enable_auto_commit=False,
+                isolation_level="read_committed",  # the ingest worker writes transactionally
+                auto_offset_reset="earliest",
+                queued_max_messages_kbytes=4096,  # it only counts: a small prefetch will do
+                **common,
+            )
+        )
+        self._from: dict[int, int] = {}  # offset the count of a partition starts at
+        self._counted: dict[int, int] = {}  # records counted per partition
+        self._caught_up = False
+
+    def close(self) -> None:
+        """Close the counting consumer."""
+        self._counter.close()
+
+    def _partitions(self, topic: str) -> list[int] | None:
+        meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return None
+        return sorted(meta.partitions)
+
+    def _offsets(
+        self, topic: str, partitions: list[int], spec: OffsetSpec, committed_only: bool = False
+    ) -> dict[int, int]:
+        isolation = IsolationLevel.READ_COMMITTED if committed_only else IsolationLevel.READ_UNCOMMITTED
+        futures = self._admin.list_offsets(
+            {TopicPartition(topic, p): spec for p in partitions},
+            isolation_level=isolation,
+            request_timeout=self.timeout,
+        )
+        return {tp.partition: f.result(self.timeout + 1).offset for tp, f in futures.items()}
+
+    def ingest_lag(self) -> int | None:
+        """Return the ingest group's lag on the transactions topic: sum of high watermark minus committed.
+
+        A partition the group never committed counts in full (high minus low):
+        the worker starts such partitions from the earliest offset.
+        """
+        topic, group = self.settings.transactions_topic, self.settings.ingest_group
+        try:
+            partitions = self._partitions(topic)
+            if partitions is None:
+                return None
+            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
+            highs = self._offsets(topic, partitions, OffsetSpec.latest())
+            request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
+            future = self._admin.list_consumer_group_offsets(request, request_timeout=self.timeout)[group]
+            result = future.result(self.timeout + 1)
+        except (KafkaException, TimeoutError) as exc:
+            logger.debug("ingest lag query failed: %s", exc)
+            return None
+        committed = {tp.partition: tp.offset for tp in result.topic_partitions or () if tp.error is None}
+        lag = 0
+        for p in partitions:
+            done = committed.get(p, -1)
+            lag += max(0, highs[p] - (done if done >= 0 else lows[p]))
+        return lag
+
+    def error_records(self, budget: float = 1.0) -> int | None:
+        """Return the number of committed records in the error topic, counted by reading them.
+
+        High minus low watermark would overcount: every Kafka transaction of
+        the ingest worker leaves a commit marker that takes an offset, and
+        aborted records take offsets too. So the records are read (values
+        ignored, read_committed) and counted, incrementally: each call reads
+        what arrived since the last one, for at most `budget` seconds. Returns
+        None until the count has first caught up with the end of the log. When
+        retention deletes old records (the low watermark passes where the
+        count began) that partition is counted again from its new start.
+        """
+        topic = self.settings.error_topic
+        try:
+            partitions = self._partitions(topic)
+            if partitions is None:
+                return None
+            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
+            ends = self._offsets(topic, partitions, OffsetSpec.latest(), committed_only=True)
+            self._reassign(topic, partitions, lows, ends)
+            deadline = time.monotonic() + budget
+            while time.monotonic() < deadline:
+                messages = self._counter.consume(10_000, 0.1)
+                for msg in messages:
+                    p = msg.partition()
+                    if msg.error() is None and p is not None:
+                        self._counted[p] = self._counted.get(p, 0) + 1
+                if not messages and self._at_end(topic, partitions, ends):
+                    self._caught_up = True
+                    break
+        except (KafkaException, TimeoutError) as exc:
+            logger.debug("error log count failed: %s", exc)
+            return None
+        return sum(self._counted.values()) if self._caught_up else None
+
+    def _reassign(self, topic: str, partitions: list[int], lows: dict[int, int], ends: dict[int, int]) -> None:
+        """(Re)assign the error topic; restart the count of partitions that are new, trimmed or recreated."""
+        positions = self._positions(topic, list(self._from))
+        changed = set(self._from) != set(partitions)
+        for p in partitions:
+            pos = positions.get(p, -1)
+            if p not in self._from or lows[p] > self._from[p] or pos > ends[p]:
+                self._from[p], self._counted[p] = lows[p], 0
+                positions[p] = -1
+                changed = True
+        for p in set(self._from) - set(partitions):
+            del self._from[p], self._counted[p]
+        if changed:
+            # Partitions never read from resume where their count began.
+            self._counter.assign(
+                [
+                    TopicPartition(topic, p, positions[p] if positions.get(p, -1) >= 0 else self._from[p])
+                    for p in partitions
+                ]
+            )
+
+    def _positions(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        if not partitions:
+            return {}
+        return {
+            tp.partition: tp.offset for tp in self._counter.position([TopicPartition(topic, p) for p in partitions])
+        }
+
+    def _at_end(self, topic: str, partitions: list[int], ends: dict[int, int]) -> bool:
+        positions = self._positions(topic, partitions)
+        return all(positions.get(p, -1) >= ends[p] or ends[p] == self._from[p] for p in partitions)
