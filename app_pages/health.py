@@ -1,0 +1,48 @@
+"""Health: the feed's figures with red/amber/green states, and the last broker error."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import live, ui
+
+PER_ROW = 3
+
+ctx = ui.context()
+st.title("Health")
+
+
+def health() -> None:
+    """The feed's figures; refreshed in place."""
+    report = ctx.source.health()
+    notice = live.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
+    if notice is not None:
+        getattr(st, notice.kind)(notice.text)
+    if report is None:
+        st.info("This source reports no feed health (a fixed buffer).")
+    buffer = ctx.source.buffer
+    figures = live.assess(report, ctx.settings.stale_seconds, len(buffer), buffer.capacity)
+    for start in range(0, len(figures), PER_ROW):
+        for col, figure in zip(st.columns(PER_ROW), figures[start : start + PER_ROW], strict=False):
+            with col:
+                ui.metric(figure.label, figure.value, figure.level, help=figure.note or None)
+
+    invalid = live.invalid_by_code(report)
+    if invalid:
+        st.subheader("Invalid messages received, by rule")
+        table = pd.DataFrame({"code": list(invalid), "transactions": list(invalid.values())})
+        st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+
+    st.subheader("Last broker error")
+    error = getattr(report, "last_error", None)
+    if not error:
+        st.caption("None since the dashboard started.")
+        return
+    at = getattr(report, "last_error_at", None)
+    if at is not None:
+        st.caption("At " + datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    st.code(str(error), language=None, wrap_lines=True)  # broker text, shown as text
+
+
+ui.run_live(health, ctx.display)

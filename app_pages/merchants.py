@@ -1,0 +1,67 @@
+"""Merchants: the top five by transactions and by value, and one merchant's view."""
+
+import streamlit as st
+
+from dashboard import analytics, charts, ui
+from dashboard.filters import code_lookup
+
+TOP = 5
+COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]
+
+ctx = ui.context()
+st.title("Merchants")
+
+
+def merchants() -> None:
+    """Everything below the title; refreshed in place."""
+    sel = ui.select(ctx)
+    if sel is None:
+        return
+    snapshot = sel.snapshot
+    frame = sel.frame(["merchant_id", "amount"])
+    by_count, by_value = st.columns(2)
+    for col, by, key, title, fmt in (
+        (by_count, "count", "count", "Top 5 by transactions", "%,d"),
+        (by_value, "value", "total_amount", "Top 5 by value", ui.IRR_FORMAT),
+    ):
+        top = analytics.top_merchants(frame, TOP, by=by)  # type: ignore[arg-type]
+        columns = {**ui.TABLE_COLUMNS, key: ui.bar_column(key.replace("_", " "), top[key].max(), fmt)}
+        with col:
+            st.subheader(title)
+            st.dataframe(top, hide_index=True, column_config=columns)
+
+    st.subheader("One merchant")
+    codes = snapshot.codes["merchant_id"]
+    options = analytics.ranked_values(codes[sel.mask], snapshot.dictionaries["merchant_id"])
+    if not options:
+        st.info("No merchant in the selection.")
+        return
+    chosen = st.selectbox("Merchant (most active first)", options, key="merchant_focus")
+    if chosen is None:
+        return
+    rows = sel.mask & code_lookup(snapshot.dictionaries["merchant_id"], [chosen])[codes]
+    mframe = snapshot.frame(COLUMNS, rows=rows)
+    c = analytics.counters(mframe, sel.now_ms, ctx.filters.window_ms)
+    cols = st.columns(4)
+    with cols[0]:
+        ui.metric("Transactions", f"{c.transactions:,}")
+    with cols[1]:
+        ui.metric("Total (IRR)", analytics.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+    with cols[2]:
+        level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
+        ui.metric("Approval rate", analytics.format_share(c.approval_rate), level)
+    with cols[3]:
+        level = analytics.level(c.invalid_share, *analytics.INVALID_LEVELS)
+        ui.metric("Invalid share", analytics.format_share(c.invalid_share), level)
+    series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
+    st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.dataframe(analytics.breakdown(mframe, "merchant_category"), hide_index=True, column_config=ui.TABLE_COLUMNS)
+        st.dataframe(analytics.breakdown(mframe, "status"), hide_index=True, column_config=ui.TABLE_COLUMNS)
+    with right:
+        errors = analytics.error_counts(mframe)[["code", "transactions", "share"]]
+        st.dataframe(errors, hide_index=True, column_config=ui.TABLE_COLUMNS)
+
+
+ui.run_live(merchants, ctx.display)

@@ -1,0 +1,75 @@
+"""Validation: violations by rule over time, the invalid share, the latest invalid transactions, the rules."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analytics, charts, ui
+from dashboard.validation import check
+
+LIMIT = 100
+COLUMNS = ["kafka_ts", "merchant_id", "payment_method", "status", "amount", "error_mask"]
+
+ctx = ui.context()
+st.title("Validation")
+
+
+def reasons(sel: ui.Selection, positions: np.ndarray) -> list[str]:
+    """The violation messages of each row, from its kept raw payload ("" when not kept)."""
+    payloads = analytics.raw_payloads(sel.snapshot)
+    kafka_ts = sel.snapshot.numeric["kafka_ts_ms"]
+    skew = ctx.settings.time_skew_ms
+    return [
+        "; ".join(v.message for v in check(payloads[p], int(kafka_ts[p]), skew).violations) if p in payloads else ""
+        for p in positions.tolist()
+    ]
+
+
+def validation() -> None:
+    """Everything below the title; refreshed in place."""
+    sel = ui.select(ctx)
+    if sel is None:
+        return
+    frame = sel.frame(["kafka_ts_ms", "error_mask"])
+    window = ctx.filters.window_ms
+    invalid = int(np.count_nonzero(frame["error_mask"].to_numpy()))
+    share = invalid / len(frame)
+    counts = analytics.error_counts(frame)
+    cols = st.columns(2 + len(counts))
+    with cols[0]:
+        ui.metric("Invalid transactions", f"{invalid:,}")
+    with cols[1]:
+        ui.metric("Invalid share", analytics.format_share(share), analytics.level(share, *analytics.INVALID_LEVELS))
+    for col, row in zip(cols[2:], counts.itertuples(), strict=True):
+        with col:
+            ui.metric(str(row.code), f"{row.transactions:,}")
+
+    left, right = st.columns(2)
+    with left:
+        errors = analytics.errors_over_time(frame, sel.now_ms, window)
+        if len(errors):
+            st.altair_chart(charts.errors_chart(errors), width="stretch")
+        else:
+            st.success("No violation in the selection.")
+    with right:
+        shares = analytics.invalid_share_series(analytics.rate_series(frame, sel.now_ms, window))
+        st.altair_chart(charts.share_chart(shares), width="stretch")
+
+    st.subheader("Latest invalid transactions")
+    positions = analytics.latest_positions(sel.mask & (sel.snapshot.numeric["error_mask"] != 0), LIMIT)
+    if len(positions):
+        table = analytics.feed_table(sel.snapshot.frame(COLUMNS, rows=positions)).drop(columns=["valid"])
+        table["reason"] = reasons(sel, positions)
+        st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+    else:
+        st.caption("None in the selection.")
+
+    st.subheader("Rules")
+    st.dataframe(
+        pd.DataFrame({"code": counts["code"], "rule": counts["rule"], "transactions": counts["transactions"]}),
+        hide_index=True,
+        column_config=ui.TABLE_COLUMNS,
+    )
+
+
+ui.run_live(validation, ctx.display)

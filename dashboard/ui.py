@@ -1,0 +1,262 @@
+"""Streamlit helpers shared by the pages: the frame (settings, sidebar, kiosk), live parts, widgets.
+
+`frame()` runs in the entrypoint on every run, before the page: Streamlit
+keeps entrypoint widgets (and so the sidebar filters) across page switches.
+The URL query is the source of truth at a session's start; afterwards the
+widgets are, and every change is written back to the URL. The browser drops
+the query string on a page switch, so the next run writes it again.
+
+Message content is rendered only through st.dataframe, st.json and st.code,
+never through markdown or HTML: labels and captions here are constant text
+and numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
+
+from dashboard import analytics, live
+from dashboard.buffer import Snapshot
+from dashboard.filters import (
+    QUERY_KEYS,
+    VALIDITIES,
+    WINDOW_LABELS,
+    WINDOWS,
+    Display,
+    Filters,
+    get_all,
+    normalise,
+)
+from dashboard.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.settings import Settings, SettingsError
+from dashboard.validation import check, excerpt
+
+MAX_MERCHANT_OPTIONS = 1000
+LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
+    "green": "green",
+    "amber": "orange",
+    "red": "red",
+    "gray": "gray",
+}
+LEVEL_TEXT = {"green": "ok", "amber": "watch", "red": "alert", "gray": "n/a"}
+IRR_FORMAT = "%,d IRR"
+#: Column formats of the tables the pages show (columns absent from a table are ignored).
+TABLE_COLUMNS = {
+    "count": st.column_config.NumberColumn("count", format="%,d"),
+    "transactions": st.column_config.NumberColumn("transactions", format="%,d"),
+    "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
+    "average_amount": st.column_config.NumberColumn("average amount", format=IRR_FORMAT),
+    "total_amount": st.column_config.NumberColumn("total amount", format=IRR_FORMAT),
+    "amount": st.column_config.NumberColumn("amount", format=IRR_FORMAT),
+    "kafka_ts": st.column_config.DatetimeColumn("received (Kafka)", format="YYYY-MM-DD HH:mm:ss"),
+    "ts": st.column_config.DatetimeColumn("event time", format="YYYY-MM-DD HH:mm:ss"),
+    "valid": st.column_config.CheckboxColumn("valid"),
+    "merchant_id": st.column_config.TextColumn("merchant"),
+    "merchant_category": st.column_config.TextColumn("category"),
+    "payment_method": st.column_config.TextColumn("method"),
+    "errors": st.column_config.TextColumn("errors", width="medium"),
+}
+#: Narrow formats for the three breakdown tables side by side on the Overview.
+BREAKDOWN_COLUMNS = {
+    **TABLE_COLUMNS,
+    "share": st.column_config.NumberColumn("share", format="percent", width="small"),
+    "average_amount": st.column_config.NumberColumn("avg IRR", format="%,d", width="small"),
+    "total_amount": st.column_config.NumberColumn("total IRR", format="compact", width="small"),
+}
+
+# Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
+# enlarges the counters. It is a literal and never holds message content.
+KIOSK_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"] { display: none !important; }
+.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
+[data-testid="stMetricValue"] { font-size: 3.4rem !important; }
+[data-testid="stMetricLabel"] p { font-size: 1.4rem !important; }
+[data-testid="stMetricDelta"] { font-size: 1.2rem !important; }
+</style>"""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page needs: settings, the live source, filters and display options."""
+
+    settings: Settings
+    source: live.Source
+    filters: Filters
+    display: Display
+
+
+def _natural(value: str) -> tuple[str | int, ...]:
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", value)))
+
+
+def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
+    ranked = analytics.ranked_values(snapshot.codes["merchant_id"], snapshot.dictionaries["merchant_id"])
+    return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
+
+
+def _seed(filters: Filters, display: Display) -> None:
+    """Put the URL's view into the widgets' state, once per session."""
+    state = st.session_state
+    state["f_merchant"] = list(filters.merchants)
+    state["f_category"] = list(filters.categories)
+    state["f_method"] = list(filters.methods)
+    state["f_status"] = list(filters.statuses)
+    state["f_validity"] = filters.validity
+    state["f_window"] = filters.window
+    state["f_refresh"] = display.refresh_seconds
+    state["f_paused"] = display.paused
+    state["f_kiosk"] = display.kiosk
+    state["f_seeded"] = True
+
+
+def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
+    with st.sidebar:
+        st.header("Filters")
+        merchants = st.multiselect(
+            "Merchant",
+            _merchant_options(snapshot, st.session_state["f_merchant"]),
+            key="f_merchant",
+            accept_new_options=True,
+            placeholder="All merchants",
+        )
+        categories = st.multiselect("Merchant category", MERCHANT_CATEGORIES, key="f_category", placeholder="All")
+        methods = st.multiselect("Payment method", PAYMENT_METHODS, key="f_method", placeholder="All")
+        statuses = st.multiselect("Status", STATUSES, key="f_status", placeholder="All")
+        validity = st.radio("Validity", VALIDITIES, key="f_validity", horizontal=True, format_func=str.capitalize)
+        window = st.selectbox("Time window", list(WINDOWS), key="f_window", format_func=WINDOW_LABELS.__getitem__)
+        st.caption("By Kafka timestamp (ingestion time), relative to now.")
+        st.header("Refresh")
+        refresh = st.number_input("Every (seconds)", min_value=0.5, max_value=300.0, step=0.5, key="f_refresh")
+        paused = st.toggle("Pause live updates", key="f_paused")
+        st.caption("The URL holds these choices: bookmark it. Add kiosk=1 for a wall screen.")
+    filters = Filters(tuple(merchants), tuple(categories), tuple(methods), tuple(statuses), validity, window)
+    return filters, paused, float(refresh)
+
+
+def _write_query(target: dict[str, str | list[str]]) -> None:
+    """Write our keys to the URL (others kept) when they differ from it."""
+    query = st.query_params
+    if normalise(query) == normalise(target):
+        return
+    kept = {k: get_all(query, k) for k in query if k not in QUERY_KEYS}
+    query.from_dict({**kept, **target})
+
+
+def frame() -> None:
+    """Check settings, draw the shared sidebar and kiosk style, and store the page Context."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        st.error("The dashboard cannot start: a setting in the environment is invalid.")
+        st.code(str(exc), language=None, wrap_lines=True)
+        st.stop()
+    if not st.session_state.get("f_seeded"):
+        _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
+    src = live.source(settings)
+    filters, paused, refresh = _sidebar(src.buffer.snapshot())
+    display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
+    if display.kiosk:
+        st.html(KIOSK_CSS)
+    _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
+    st.session_state["f_context"] = Context(settings, src, filters, display)
+
+
+def context() -> Context:
+    """Return the Context stored by `frame()` in this run."""
+    return st.session_state["f_context"]
+
+
+def run_live(body: Callable[[], None], display: Display) -> None:
+    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused)."""
+    st.fragment(run_every=display.run_every)(body)()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The rows of a snapshot that pass the filters, at one instant."""
+
+    snapshot: Snapshot
+    mask: np.ndarray
+    now_ms: int
+    count: int
+
+    def frame(self, columns: list[str]) -> pd.DataFrame:
+        """Return a DataFrame of `columns` for the selected rows only."""
+        rows = None if self.count == len(self.snapshot) else self.mask
+        return self.snapshot.frame(columns, rows=rows)
+
+
+def select(ctx: Context) -> Selection | None:
+    """Show the feed's banner and the selection caption; None (with a notice) when nothing to show."""
+    report = ctx.source.health()
+    notice = live.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
+    snapshot = ctx.source.buffer.snapshot()
+    if notice is not None and notice.kind != "info":
+        getattr(st, notice.kind)(notice.text)
+    if len(snapshot) == 0:
+        waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
+        st.info(f"{waiting} They appear here as soon as they arrive.")
+        return None
+    now = live.now_ms()
+    mask = ctx.filters.mask(snapshot, now)
+    count = int(np.count_nonzero(mask))
+    paused = " · paused" if ctx.display.paused else ""
+    when = pd.Timestamp(now, unit="ms", tz="UTC").strftime("%H:%M:%S UTC")
+    st.caption(
+        f"{count:,} of {len(snapshot):,} buffered transactions · {WINDOW_LABELS[ctx.filters.window]}"
+        f"{' · filtered' if ctx.filters != Filters(window=ctx.filters.window) else ''} · as of {when}{paused}"
+    )
+    if count == 0:
+        st.info("No transaction matches the filters in this time window.")
+        return None
+    return Selection(snapshot, mask, now, count)
+
+
+def bar_column(label: str, maximum: float, format: str) -> ColumnConfig:
+    """Column config showing a number as a bar scaled to `maximum` (a cheap in-table chart)."""
+    return st.column_config.ProgressColumn(label, format=format, min_value=0, max_value=max(float(maximum), 1.0))
+
+
+def metric(label: str, value: str, level: analytics.Level | None = None, help: str | None = None) -> None:
+    """Show a counter; with a level, a coloured ok/watch/alert tag under it."""
+    if level is None:  # a figure without thresholds
+        st.metric(label, value, help=help)
+    else:
+        st.metric(label, value, delta=LEVEL_TEXT[level], delta_color=LEVEL_COLOUR[level], delta_arrow="off", help=help)
+
+
+def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
+    """Show one message as JSON (as text when not JSON) and its validation result, as data only."""
+    checked = check(value, kafka_ts_ms, skew_ms)
+    try:
+        parsed = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict | list):
+        st.json(parsed, expanded=True)
+    else:  # not JSON, or a bare JSON scalar (which st.json would re-parse as JSON text)
+        st.code(excerpt(value, 2000) or "(empty message)", language=None, wrap_lines=True)
+    if checked.valid:
+        st.success("Valid: passes every rule.")
+        return
+    st.error("Invalid: " + ", ".join(checked.codes))  # codes are our constants, not message content
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "code": [v.code for v in checked.violations],
+                "reason": [v.message for v in checked.violations],
+                "evidence": [orjson.dumps(v.evidence, default=str).decode() for v in checked.violations],
+            }
+        ),
+        hide_index=True,
+    )

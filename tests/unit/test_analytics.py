@@ -1,0 +1,315 @@
+"""Every aggregation against a plain pandas computation on the same synthetic rows; feed health levels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import analytics, live
+from dashboard.buffer import RingBuffer
+from dashboard.columns import RawMessage, to_batch
+from dashboard.filters import Filters
+from dashboard.schema import ERROR_CODES, RULE_EXPLANATIONS
+from tests import synthetic as syn
+
+NOW = syn.NOW_MS
+EVENTS = syn.events(5000, seed=11, span_ms=3 * 3_600_000)
+SNAPSHOT = syn.buffer_of(EVENTS).snapshot()
+REF = syn.reference(EVENTS)
+COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "merchant_id", "error_mask"]
+CASES = [Filters(), Filters(window="1h"), Filters(window="15m", methods=("online",)), Filters(validity="invalid")]
+
+
+def selected(filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The selection as the app builds it (categoricals) and as plain pandas rows."""
+    mask = filters.mask(SNAPSHOT, NOW)
+    return SNAPSHOT.frame(COLUMNS, rows=mask), REF[mask].reset_index(drop=True)
+
+
+def test_fixture_has_every_kind_of_row() -> None:
+    assert REF["valid"].mean() == pytest.approx(0.9, abs=0.03)
+    assert {code for codes in REF["codes"] for code in codes} == set(ERROR_CODES)
+    assert (REF["merchant_id"] == syn.XSS).any()
+    assert REF["amount"].isna().any()
+
+
+@pytest.mark.parametrize("filters", CASES)
+def test_counters_match_pandas(filters: Filters) -> None:
+    frame, ref = selected(filters)
+    c = analytics.counters(frame, NOW, filters.window_ms)
+    assert c.transactions == len(ref)
+    assert c.total_amount == pytest.approx(ref["amount"].sum())
+    assert c.average_amount == pytest.approx(ref["amount"].mean())
+    with_status = ref[ref["status"] != ""]
+    assert c.approval_rate == pytest.approx((with_status["status"] == "approved").mean())
+    assert c.invalid_share == pytest.approx(1 - ref["valid"].mean())
+    start = ref["kafka_ts_ms"].min()
+    if filters.window_ms is not None:
+        start = max(start, NOW - filters.window_ms)
+    assert c.per_minute == pytest.approx(len(ref) / ((NOW - start) / 60_000))
+    assert (c.first_ms, c.last_ms) == (ref["kafka_ts_ms"].min(), ref["kafka_ts_ms"].max())
+
+
+def test_counters_of_nothing() -> None:
+    frame, _ = selected(Filters(merchants=("nobody",)))
+    c = analytics.counters(frame, NOW, None)
+    assert (c.transactions, c.per_minute, c.total_amount) == (0, 0.0, 0.0)
+    assert c.approval_rate is c.invalid_share is c.average_amount is None
+
+
+def test_per_minute_covers_at_least_one_minute() -> None:
+    buffer = RingBuffer(10)
+    buffer.append(to_batch([RawMessage(b"{}", NOW - 1000)] * 3))
+    frame = buffer.snapshot().frame(COLUMNS)
+    assert analytics.counters(frame, NOW, None).per_minute == 3.0
+
+
+@pytest.mark.parametrize("column", ["status", "merchant_category", "payment_method", "merchant_id"])
+@pytest.mark.parametrize("filters", CASES)
+def test_breakdown_matches_groupby(column: str, filters: Filters) -> None:
+    frame, ref = selected(filters)
+    got = analytics.breakdown(frame, column).set_index(column)
+    expected = ref.assign(key=ref[column].replace("", analytics.MISSING)).groupby("key")["amount"]
+    want = pd.DataFrame({"count": expected.size(), "total": expected.sum(), "average": expected.mean()})
+    assert sorted(got.index) == sorted(want.index)
+    assert got["count"].to_dict() == want["count"].to_dict()
+    for key in want.index:
+        assert got.loc[key, "total_amount"] == pytest.approx(want.loc[key, "total"])
+        if math.isnan(want.loc[key, "average"]):
+            assert math.isnan(got.loc[key, "average_amount"])
+        else:
+            assert got.loc[key, "average_amount"] == pytest.approx(want.loc[key, "average"])
+    assert got["share"].sum() == pytest.approx(1.0)
+    assert list(got["count"]) == sorted(got["count"], reverse=True)
+
+
+@pytest.mark.parametrize("by", ["count", "value"])
+@pytest.mark.parametrize("filters", CASES)
+def test_top_merchants_match_pandas(by: str, filters: Filters) -> None:
+    frame, ref = selected(filters)
+    got = analytics.top_merchants(frame, 5, by=by)  # type: ignore[arg-type]
+    known = ref[ref["merchant_id"] != ""]
+    table = known.groupby("merchant_id")["amount"].agg(["size", "sum"]).reset_index()
+    key = "size" if by == "count" else "sum"
+    want = table.sort_values([key, "merchant_id"], ascending=[False, True]).head(5)
+    assert list(got["merchant_id"]) == list(want["merchant_id"])
+    assert list(got["count"]) == list(want["size"])
+    assert np.allclose(got["total_amount"], want["sum"])
+
+
+def to_ms(times: pd.Series) -> pd.Series:
+    return times.dt.as_unit("ms").astype("int64")
+
+
+def floor_bins(ref: pd.DataFrame, width: int) -> pd.Series:
+    return ref["kafka_ts_ms"] // width * width
+
+
+@pytest.mark.parametrize("filters", CASES)
+def test_rate_series_matches_pandas(filters: Filters) -> None:
+    frame, ref = selected(filters)
+    series = analytics.rate_series(frame, NOW, filters.window_ms)
+    width = int((series["time"].iloc[1] - series["time"].iloc[0]).total_seconds() * 1000)
+    assert len(series) <= 2 * (analytics.MAX_BINS + 1)
+    assert series["count"].sum() == len(ref)
+    for validity, rows in (("valid", ref[ref["valid"]]), ("invalid", ref[~ref["valid"]])):
+        expected = rows.groupby(floor_bins(rows, width)).size()
+        got = series[(series["validity"] == validity) & (series["count"] > 0)]
+        got_ms = to_ms(got["time"])
+        assert dict(zip(got_ms, got["count"], strict=True)) == expected.to_dict()
+    assert (series["per_minute"] == series["count"] / (width / 60_000)).all()
+
+
+def test_rate_series_spans_the_whole_window() -> None:
+    frame, _ = selected(Filters(window="15m"))
+    series = analytics.rate_series(frame, NOW, 15 * 60_000)
+    times = to_ms(series["time"])
+    assert times.min() <= NOW - 15 * 60_000 < times.min() + 60_000
+    assert times.max() <= NOW < times.max() + 60_000
+
+
+@pytest.mark.parametrize("filters", CASES)
+def test_errors_over_time_and_counts_match_pandas(filters: Filters) -> None:
+    frame, ref = selected(filters)
+    exploded = ref.explode("codes").dropna(subset=["codes"])
+    series = analytics.errors_over_time(frame, NOW, filters.window_ms)
+    assert series.groupby("code")["count"].sum().to_dict() == exploded.groupby("codes").size().to_dict()
+    counts = analytics.error_counts(frame).set_index("code")
+    for code in ERROR_CODES:
+        expected = int((exploded["codes"] == code).sum())
+        assert counts.loc[code, "transactions"] == expected
+        assert counts.loc[code, "share"] == pytest.approx(expected / len(ref))
+        assert counts.loc[code, "rule"] == RULE_EXPLANATIONS[code]
+
+
+def test_invalid_share_series() -> None:
+    frame, _ = selected(Filters())
+    series = analytics.rate_series(frame, NOW, None)
+    shares = analytics.invalid_share_series(series)
+    wide = series.pivot(index="time", columns="validity", values="count")
+    expected = wide["invalid"] / (wide["invalid"] + wide["valid"])
+    assert np.allclose(shares["invalid_share"], expected.to_numpy(), equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("span_ms", "width_ms"),
+    [(1, 60_000), (120 * 60_000, 60_000), (120 * 60_000 + 1, 120_000), (7 * 86_400_000, 2 * 3_600_000)],
+)
+def test_bin_width(span_ms: int, width_ms: int) -> None:
+    assert analytics.bin_width_ms(span_ms) == width_ms
+
+
+def test_time_bins_ignore_unknown_and_out_of_window_rows() -> None:
+    ts = np.array([-1, NOW - 10 * 60_000, NOW - 90_000, NOW], dtype=np.int64)
+    bins = analytics.time_bins(ts, NOW, 5 * 60_000)
+    assert bins.index[0] == -1 and bins.index[1] == -1
+    assert bins.starts[bins.index[2]] <= ts[2] < bins.starts[bins.index[2]] + bins.width
+    assert bins.starts[bins.index[3]] <= NOW < bins.starts[bins.index[3]] + bins.width
+
+
+def test_ranked_values_and_latest_positions() -> None:
+    codes = np.array([0, 2, 2, 1, 3, 3, 3], dtype=np.int32)
+    assert analytics.ranked_values(codes, ("", "b", "a", "c")) == ["c", "a", "b"]
+    mask = np.array([True, False, True, True, False])
+    assert analytics.latest_positions(mask, 2).tolist() == [3, 2]
+    assert analytics.latest_positions(mask, 0).tolist() == []
+
+
+def test_feed_table_marks_validity_and_codes() -> None:
+    positions = analytics.latest_positions(np.ones(len(SNAPSHOT), dtype=bool), 300)
+    table = analytics.feed_table(SNAPSHOT.frame(["merchant_id", "amount", "error_mask"], rows=positions))
+    ref = REF.iloc[positions.tolist()]
+    assert list(table["valid"]) == list(ref["valid"])
+    assert list(table["errors"]) == [", ".join(c) for c in ref["codes"]]
+    assert "error_mask" not in table
+
+
+def test_raw_payloads_follow_absolute_indexes_after_eviction() -> None:
+    evs = syn.events(1000, seed=5)
+    snapshot = syn.buffer_of(evs, capacity=400, chunk=150).snapshot()
+    payloads = analytics.raw_payloads(snapshot)
+    assert len(payloads) == 300
+    kept = evs[-400:]
+    for position, value in payloads.items():
+        assert value == kept[position].message.value
+        assert snapshot.numeric["kafka_ts_ms"][position] == kept[position].message.kafka_ts_ms
+    mask = np.zeros(len(snapshot), dtype=bool)
+    mask[[5, 150, 250]] = True
+    assert analytics.latest_raw(snapshot, mask) == 250
+    mask[250] = False
+    assert analytics.latest_raw(snapshot, mask) == 150  # the first 100 rows' payloads are gone
+    mask[150] = False
+    assert analytics.latest_raw(snapshot, mask) is None
+
+
+def test_row_record_is_json_ready() -> None:
+    record = analytics.row_record(SNAPSHOT.frame(analytics.RECORD_COLUMNS, rows=np.array([0])))
+    assert record["transaction_id"] == (EVENTS[0].record or {}).get("transaction_id", "")
+    assert record["errors"] == list(EVENTS[0].codes)
+    assert isinstance(record["kafka_ts"], str)
+
+
+@pytest.mark.parametrize(
+    ("value", "green", "amber", "expected"),
+    [
+        (0.95, 0.9, 0.8, "green"),
+        (0.9, 0.9, 0.8, "green"),
+        (0.85, 0.9, 0.8, "amber"),
+        (0.5, 0.9, 0.8, "red"),
+        (0.01, 0.02, 0.05, "green"),
+        (0.03, 0.02, 0.05, "amber"),
+        (0.2, 0.02, 0.05, "red"),
+        (None, 0.9, 0.8, "gray"),
+    ],
+)
+def test_levels(value: float | None, green: float, amber: float, expected: str) -> None:
+    assert analytics.level(value, green, amber) == expected
+
+
+def test_formats() -> None:
+    assert analytics.format_irr(1234567.4) == "1,234,567 IRR"
+    assert analytics.format_irr(None) == analytics.format_irr(math.nan) == "—"
+    assert analytics.format_share(0.1234) == "12.3%"
+    assert analytics.format_compact(4_951_912_345) == "4.95 B"
+    assert analytics.format_compact(12_345_678) == "12.35 M"
+    assert analytics.format_compact(999_999.4) == "999,999"
+
+
+# --- feed health ---------------------------------------------------------------------
+
+
+def figures(**overrides: object) -> dict[str, live.Figure]:
+    return {f.label: f for f in live.assess(syn.health(**overrides), 10.0, 50, 100)}
+
+
+def test_fresh_connected_feed_is_green_without_banner() -> None:
+    got = figures()
+    assert got["Broker"].level == got["Last message"].level == got["Dashboard consumer lag"].level == "green"
+    assert got["Dashboard consumer lag"].value == "15"
+    assert got["Buffered"].value == "50 / 100"
+    assert live.banner(syn.health(), 10.0, "localhost:9092") is None
+
+
+def test_broker_down_is_red_with_an_error_banner() -> None:
+    assert figures(state="down")["Broker"].level == "red"
+    notice = live.banner(syn.health(state="down", bootstrap="kafka:9092"), 10.0, "localhost:9092")
+    assert notice is not None and notice.kind == "error"
+    assert notice.text.startswith("No broker at kafka:9092, retrying")
+
+
+def test_stale_feed_is_amber_with_a_warning() -> None:
+    assert figures(last_message_age_s=10.5)["Last message"].level == "amber"
+    assert figures(last_message_age_s=10.0)["Last message"].level == "green"
+    notice = live.banner(syn.health(last_message_age_s=42.0), 10.0, "x")
+    assert notice is not None and notice.kind == "warning" and "42.0 s" in notice.text
+
+
+@pytest.mark.parametrize(("lag", "expected"), [(999, "green"), (1000, "amber"), (9999, "amber"), (10_000, "red")])
+def test_lag_levels(lag: int, expected: str) -> None:
+    assert figures(lag_by_partition={0: lag})["Dashboard consumer lag"].level == expected
+    assert figures(ingest_group_lag=lag)["Ingest worker lag"].level == expected
+
+
+def test_health_without_fields_or_messages() -> None:
+    got = {f.label: f for f in live.assess(object(), 10.0, 0, 100)}
+    assert all(f.level in ("gray", None) for f in got.values())
+    assert got["Broker"].level == got["Dashboard consumer lag"].level == "gray"
+    assert live.banner(None, 10.0, "x") is None
+    waiting = live.banner(syn.health(last_message_age_s=None, state="connecting"), 10.0, "x")
+    assert waiting is not None and waiting.kind == "info" and waiting.text.startswith("Connecting to")
+
+
+def test_health_report_of_dashboard_health_is_read_too() -> None:
+    """The feed's Health spells some names differently; both spellings are read."""
+    report = syn.health()
+    renamed = {
+        "last_message_age": 30.0,
+        "newest_kafka_age": 31.0,
+        "lag": {0: 20_000},
+        "invalid_counts": {"ERR_TIME": 3},
+        "messages_total": 99,
+        "ingest_lag": 5,
+        "error_records": 7,
+        "message": "connected to k:9092; waiting for topic t",
+    }
+    for old in ("last_message_age_s", "newest_kafka_ts_age_s", "lag_by_partition", "invalid_by_code"):
+        delattr(report, old)
+    for old in ("total_messages", "ingest_group_lag", "error_log_records"):
+        delattr(report, old)
+    for name, value in renamed.items():
+        setattr(report, name, value)
+    got = {f.label: f for f in live.assess(report, 10.0, 0, 10)}
+    assert got["Last message"].level == "amber" and got["Dashboard consumer lag"].level == "red"
+    assert (got["Messages received"].value, got["Ingest worker lag"].value) == ("99", "5")
+    assert got["Error log records"].value == "7"
+    assert live.invalid_by_code(report) == {"ERR_TIME": 3}
+    report.last_message_age = None
+    notice = live.banner(report, 10.0, "x")
+    assert notice is not None and notice.text == "Connected to k:9092; waiting for topic t."
+    report.state = "down"
+    report.message = "feed stopped: boom"
+    notice = live.banner(report, 10.0, "x")
+    assert notice is not None and notice.kind == "error" and notice.text.startswith("Feed stopped: boom.")
