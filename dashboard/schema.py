@@ -57,3 +57,21 @@ RULE_EXPLANATIONS: Final[dict[str, str]] = {
 
 #: Kafka header the Pulse generator sets to name the rules it broke on purpose.
 INJECTED_HEADER: Final = "darooghe-injected"
+
+#: Fraud rules of the real-time layer: the `rule` of a darooghe.fraud_alerts record (see dashboard.fraud).
+FRAUD_VELOCITY: Final = "velocity"
+FRAUD_GEO: Final = "geo_impossible"
+FRAUD_AMOUNT: Final = "amount_anomaly"
+FRAUD_RULES: Final = (FRAUD_VELOCITY, FRAUD_GEO, FRAUD_AMOUNT)
+
+#: Plain-language explanation of each fraud rule, shown on the dashboard.
+FRAUD_EXPLANATIONS: Final[dict[str, str]] = {
+    FRAUD_VELOCITY: "More than 5 transactions of one customer within 2 minutes of event time.",
+    FRAUD_GEO: "Two transactions of one customer more than 50 km apart within 5 minutes.",
+    FRAUD_AMOUNT: "An amount above 10 times the customer's average over at least 5 earlier transactions.",
+}
+
+#: Kafka headers the Pulse generator sets on each event of an injected fraud pattern:
+#: the rule the pattern should trigger, and the pattern's id (events of one burst share it).
+FRAUD_HEADER: Final = "darooghe-fraud"
+FRAUD_PATTERN_HEADER: Final = "darooghe-fraud-pattern"

@@ -1,17 +1,19 @@
-"""Transaction events: draw clean ones, apply fraud patterns, inject rule breaks, encode. Pure.
+"""Transaction events: draw clean ones, inject rule breaks, apply fraud patterns, encode. Pure.
 
 A batch goes through three stages, each with the same numpy Generator, so a
 seed reproduces every byte:
 
 1. `EventFactory.drafts` draws clean events for given event times, with the
    original generator's distributions (see `model`);
-2. fraud patterns (`Pattern`) rewrite the batch. Today there is one,
-   `RiskFlag` (risk_level 5 with probability FRAUD_RATE, as the original did).
-   A velocity burst, a far-away city or an amount spike is another `Pattern`
-   that edits records or inserts new ones (then calls `Batch.sort`);
-3. `inject_invalid` breaks a share INVALID_RATE of the final events, one rule
+2. `inject_invalid` breaks a share INVALID_RATE of the events, one rule
    each (ERR_AMOUNT, ERR_TIME, ERR_DEVICE in equal shares), and records the
-   codes so the producer can tell the truth in the INJECTED_HEADER header.
+   codes so the producer can tell the truth in the INJECTED_HEADER header;
+3. fraud stages (`Pattern`, today `dashboard.pulse.fraud.FraudInjector`)
+   rewrite valid events only: velocity bursts, far-away cities and amount
+   spikes, a share FRAUD_RATE of the events, labelled for the FRAUD_HEADER
+   headers; they also keep organic traffic below the fraud rules. Fraud comes
+   after invalid injection so that fraud events stay valid and the stage
+   knows which events the detectors will see.
 
 Every event not injected is valid under `dashboard.validation.check` against
 its own Kafka timestamp (the event time, in ms).
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dashboard.pulse.batch import Batch, Message, Pattern, iso_utc_many
+from dashboard.pulse.fraud import FraudInjector
 from dashboard.pulse.invalid import inject_invalid
 from dashboard.pulse.model import (
     AMOUNT_MU,
@@ -64,18 +67,6 @@ _OBJ = {
 }
 
 
-@dataclass(frozen=True)
-class RiskFlag:
-    """The original generator's only fraud signal: risk_level 5 with probability `rate`."""
-
-    rate: float
-
-    def apply(self, batch: Batch, rng: np.random.Generator) -> None:
-        """Set risk_level 5 on a random share `rate` of the batch."""
-        for i in np.flatnonzero(rng.random(len(batch)) < self.rate).tolist():
-            batch.records[i]["risk_level"] = 5
-
-
 def uuids(rng: np.random.Generator, n: int) -> list[str]:
     """Return `n` version-4 UUID strings drawn from `rng` (reproducible, unlike uuid4)."""
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
@@ -107,11 +98,11 @@ class EventFactory:
         self.patterns = tuple(patterns)
 
     def messages(self, event_us: np.ndarray) -> list[Message]:
-        """Return encoded messages for int64 epoch-microsecond event times (all three stages)."""
+        """Return encoded messages for int64 epoch-microsecond event times (all three stages), in time order."""
         batch = self.drafts(event_us)
+        inject_invalid(batch, self.invalid_rate, self.rng)
         for pattern in self.patterns:
             pattern.apply(batch, self.rng)
-        inject_invalid(batch, self.invalid_rate, self.rng)
         return batch.encode()
 
     def drafts(self, event_us: np.ndarray) -> Batch:
@@ -182,7 +173,12 @@ class EventFactory:
 
 @dataclass(frozen=True)
 class Streams:
-    """Independent random streams, so history size never changes the population or the live stream."""
+    """Independent random streams, so history size never changes the population or the live stream's draws.
+
+    (The runner's one `FraudInjector` does carry its state, recent customers and
+    averages, from history into live: that continuity is what keeps the fraud
+    ground truth exact across the seam.)
+    """
 
     population: np.random.Generator
     history: np.random.Generator
@@ -195,14 +191,20 @@ class Streams:
         return cls(np.random.default_rng(population), np.random.default_rng(history), np.random.default_rng(live))
 
 
-def make_factory(settings: Settings, population: Population, rng: np.random.Generator) -> EventFactory:
-    """Return the factory for `settings`: its declined and invalid rates, and today's fraud pattern."""
+def make_factory(
+    settings: Settings, population: Population, rng: np.random.Generator, fraud: FraudInjector | None = None
+) -> EventFactory:
+    """Return the factory for `settings`: its declined and invalid rates, and its fraud stage.
+
+    Pass the same `fraud` injector to the history and the live factory of one
+    run; None makes a fresh one at FRAUD_RATE.
+    """
     return EventFactory(
         population,
         rng,
         declined_rate=settings.declined_rate,
         invalid_rate=settings.invalid_rate,
-        patterns=(RiskFlag(settings.fraud_rate),),
+        patterns=(fraud if fraud is not None else FraudInjector(population, settings.fraud_rate),),
     )
 
 

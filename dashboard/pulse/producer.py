@@ -51,6 +51,7 @@ class Counts:
     failed: int = 0
     undelivered: int = 0
     injected: Counter[str] = field(default_factory=Counter)
+    fraud: Counter[str] = field(default_factory=Counter)
 
     @property
     def produced(self) -> int:
@@ -58,12 +59,16 @@ class Counts:
         return self.history + self.live
 
     def summary(self) -> str:
-        """One line: produced, delivered, failed, injected by code."""
+        """One line: produced, delivered, failed, injected by code, and fraud events by rule if any."""
         codes = ", ".join(f"{code} {n}" for code, n in sorted(self.injected.items())) or "none"
-        return (
+        line = (
             f"produced {self.produced} (history {self.history}, live {self.live}), delivered {self.delivered}, "
             f"failed {self.failed}, undelivered {self.undelivered}, injected {sum(self.injected.values())} ({codes})"
         )
+        if self.fraud:
+            rules = ", ".join(f"{rule} {n}" for rule, n in sorted(self.fraud.items()))
+            line += f", fraud events {sum(self.fraud.values())} ({rules})"
+        return line
 
 
 class PulseProducer:
@@ -103,6 +108,8 @@ class PulseProducer:
             self.counts.history += 1
         if message.injected:
             self.counts.injected.update(message.injected)
+        if message.fraud is not None:
+            self.counts.fraud[message.fraud.rule] += 1
         return True
 
     def idle_until(self, when: float) -> bool:

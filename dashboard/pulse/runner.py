@@ -18,6 +18,7 @@ import numpy as np
 
 from dashboard.kafka.admin import delete_topics, ensure_topics, message_count
 from dashboard.pulse.events import EventFactory, Streams, history, make_factory
+from dashboard.pulse.fraud import FraudInjector
 from dashboard.pulse.model import Population
 from dashboard.pulse.producer import Counts, PulseProducer, wait_for_broker
 from dashboard.pulse.profile import Profile
@@ -52,6 +53,7 @@ def run(settings: Settings, options: Options, stop: threading.Event, clock: Call
     population = Population.build(settings.merchant_count, settings.customer_count, streams.population)
     profile = Profile(settings.event_rate, settings.peak_factor)
     producer = PulseProducer(settings, stop, clock)
+    fraud = FraudInjector(population, settings.fraud_rate)  # one ground truth across history and live
     logger.info(
         "pulse to %s at %s: %g events/min on average, peak x%g, seed %s, merchants per category %s",
         settings.transactions_topic,
@@ -65,11 +67,13 @@ def run(settings: Settings, options: Options, stop: threading.Event, clock: Call
         if not wait_for_broker(settings, producer.state, stop):
             return producer.counts
         if options.history and prepare_topic(settings):
-            write_history(producer, make_factory(settings, population, streams.history), profile, settings, clock)
+            write_history(
+                producer, make_factory(settings, population, streams.history, fraud), profile, settings, clock
+            )
         elif not options.history:
             ensure_topics(settings, [settings.transactions_topic])
         if options.live and not stop.is_set():
-            live_factory = make_factory(settings, population, streams.live)
+            live_factory = make_factory(settings, population, streams.live, fraud)
             stream_live(producer, live_factory, profile, options, clock)
     finally:
         counts = producer.close()
@@ -124,7 +128,8 @@ def stream_live(
     """Produce a Poisson stream at `rate(now) * multiplier` until stopped or max_events; return events sent.
 
     Arrivals are drawn ahead in small chunks; each event is sent when its time
-    comes, with event timestamp and Kafka timestamp both equal to that time. If
+    comes, with event timestamp and Kafka timestamp both equal to that time
+    (fraud patterns move some events within the chunk, or just before it). If
     sending falls more than MAX_LAG_S behind (broker stalls), the schedule
     restarts from now rather than bursting to catch up.
     """
@@ -143,7 +148,8 @@ def stream_live(
         times = profile.arrivals(t, n, factory.rng, options.rate_multiplier)
         messages = factory.messages(np.floor(times * 1e6).astype(np.int64))
         t = float(times[-1])
-        for when, message in zip(times.tolist(), messages, strict=True):
+        for message in messages:
+            when = message.timestamp_ms / 1000
             if not producer.idle_until(when):
                 return sent
             lag = clock() - when

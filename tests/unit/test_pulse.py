@@ -35,7 +35,15 @@ from dashboard.pulse.model import (
 from dashboard.pulse.producer import Counts
 from dashboard.pulse.profile import Profile, hour_of_week, weekly_weights
 from dashboard.pulse.runner import Options, stream_live
-from dashboard.schema import ERR_DEVICE, ERR_TIME, INJECTED_HEADER, MERCHANT_CATEGORIES
+from dashboard.schema import (
+    ERR_DEVICE,
+    ERR_TIME,
+    FRAUD_GEO,
+    FRAUD_HEADER,
+    FRAUD_PATTERN_HEADER,
+    INJECTED_HEADER,
+    MERCHANT_CATEGORIES,
+)
 from dashboard.settings import Settings
 from dashboard.validation import check, parse_timestamp
 
@@ -63,10 +71,15 @@ def generate(env: dict[str, str], count: int, start: float = NOW - 7 * DAY, end:
 
 
 @pytest.fixture(scope="module")
-def clean() -> list[dict]:
-    """60,000 decoded events without injected errors, 500 merchants."""
-    messages = generate({"INVALID_RATE": "0", "MERCHANT_COUNT": "500"}, 60_000)
-    return [orjson.loads(m.value) for m in messages]
+def clean_messages() -> list[Message]:
+    """60,000 messages without injected errors, 500 merchants (2% of them in injected fraud patterns)."""
+    return generate({"INVALID_RATE": "0", "MERCHANT_COUNT": "500"}, 60_000)
+
+
+@pytest.fixture(scope="module")
+def clean(clean_messages: list[Message]) -> list[dict]:
+    """The events of `clean_messages`, decoded."""
+    return [orjson.loads(m.value) for m in clean_messages]
 
 
 @pytest.fixture(scope="module")
@@ -166,13 +179,16 @@ def test_merchant_categories_follow_the_weights(count: int) -> None:
     assert np.all(np.abs(counts - exact) < np.where(exact >= 1, 1.0, 1.5))
 
 
-def test_each_merchant_has_one_category_home_and_commission_type(clean: list[dict]) -> None:
+def test_each_merchant_has_one_category_home_and_commission_type(
+    clean: list[dict], clean_messages: list[Message]
+) -> None:
     seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
     spots: dict[str, list[tuple[float, float]]] = defaultdict(list)
     types: dict[str, set[str]] = defaultdict(set)
-    for e in clean:
+    for e, m in zip(clean, clean_messages, strict=True):
         seen[e["merchant_id"]].add((e["merchant_category"], e["commission_type"]))
-        spots[e["merchant_id"]].append((e["location"]["lat"], e["location"]["lng"]))
+        if m.fraud is None or m.fraud.rule != FRAUD_GEO:  # a geo pair's far leg is paid from another city
+            spots[e["merchant_id"]].append((e["location"]["lat"], e["location"]["lng"]))
         types[e["customer_id"]].add(e["customer_type"])
     assert len(seen) == 500
     assert all(len(v) == 1 for v in seen.values())
@@ -284,11 +300,10 @@ def test_injected_share_split_evenly_over_the_three_rules(mixed: list[Message]) 
 def test_validation_finds_exactly_the_injected_codes(mixed: list[Message]) -> None:
     for m in mixed:
         assert check(m.value, m.timestamp_ms).codes == m.injected, m.value
-        headers = m.headers()
-        if m.injected:
-            assert headers == [(INJECTED_HEADER, ",".join(m.injected).encode())]
-        else:
-            assert headers is None
+        expected = [(INJECTED_HEADER, ",".join(m.injected).encode())] if m.injected else []
+        if m.fraud is not None:
+            expected += [(FRAUD_HEADER, m.fraud.rule.encode()), (FRAUD_PATTERN_HEADER, str(m.fraud.pattern).encode())]
+        assert m.headers() == (expected or None)
 
 
 def test_injected_breaks_are_clear_cut(mixed: list[Message]) -> None:

@@ -1,0 +1,94 @@
+"""Geographical impossibility: two transactions of one customer far apart within a few minutes. Pure."""
+
+from __future__ import annotations
+
+import math
+
+from dashboard.fraud.rules import (
+    EARTH_RADIUS_KM,
+    GEO_MAX_KM,
+    GEO_WINDOW_MS,
+    LATENESS_MS,
+    MAX_KEPT,
+    Alert,
+    TransactionLike,
+)
+from dashboard.fraud.windows import CustomerWindows
+from dashboard.schema import FRAUD_GEO
+
+_RAD = math.pi / 180.0
+_DIAMETER_KM = 2.0 * EARTH_RADIUS_KM
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in km between two points in degrees (sphere of radius EARTH_RADIUS_KM)."""
+    return _haversine(lat1 * _RAD, lng1 * _RAD, math.cos(lat1 * _RAD), lat2 * _RAD, lng2 * _RAD, math.cos(lat2 * _RAD))
+
+
+def _haversine(phi1: float, lam1: float, cos1: float, phi2: float, lam2: float, cos2: float) -> float:
+    """Haversine on radians with the cosines of the latitudes precomputed."""
+    a = math.sin((phi2 - phi1) / 2.0) ** 2 + cos1 * cos2 * math.sin((lam2 - lam1) / 2.0) ** 2
+    return _DIAMETER_KM * math.asin(math.sqrt(min(1.0, a)))
+
+
+#: What the geo window keeps per event: time (ms), latitude and longitude in radians, cos(latitude), transaction id.
+_Point = tuple[int, float, float, float, str]
+
+
+class GeoDetector:
+    """Alert when a transaction lies more than `max_km` from another of the same customer less than `window_ms` apart.
+
+    "Within 5 minutes" means |t1 - t2| < window_ms: 4m59.999s apart is within,
+    5m00.000s is not; the distance must exceed `max_km` strictly. The two
+    events may arrive in either order (up to `lateness_ms` out of order).
+    Each transaction that has such a partner raises one alert naming the pair;
+    of several partners the farthest is named (the newest of equally far ones). Transactions without both
+    coordinates are skipped.
+    """
+
+    def __init__(
+        self,
+        max_km: float = GEO_MAX_KM,
+        window_ms: int = GEO_WINDOW_MS,
+        lateness_ms: int = LATENESS_MS,
+        max_kept: int = MAX_KEPT,
+    ) -> None:
+        self.max_km = max_km
+        self.window_ms = window_ms
+        self._near = max_km / EARTH_RADIUS_KM  # radians
+        self.windows: CustomerWindows[_Point] = CustomerWindows(window_ms, lateness_ms, max_kept)
+
+    def observe(self, tx: TransactionLike) -> Alert | None:
+        """Add `tx` to its customer's window; return the alert it raises, if any."""
+        customer, tid, t, lat, lng = tx.customer_id, tx.transaction_id, tx.timestamp_ms, tx.lat, tx.lng
+        if customer is None or tid is None or t is None or lat is None or lng is None:
+            return None
+        phi, lam = lat * _RAD, lng * _RAD
+        cos_phi = math.cos(phi)
+        placed = self.windows.insert(customer, t, (t, phi, lam, cos_phi, tid))
+        if placed is None:
+            return None
+        recent, i = placed
+        events = recent.events
+        window = self.window_ms
+        near = self._near
+        best_km = self.max_km
+        partner: tuple[int, str] | None = None
+        for j in range(len(events) - 1, -1, -1):  # newest first; stop at the window's far end
+            tj, phi2, lam2, cos2, tid2 = events[j]
+            if tj <= t - window:
+                break
+            if j == i or tj >= t + window:
+                continue
+            # Cheap upper bound (meridian arc, then parallel arc at the wider latitude): most pairs stop here.
+            if abs(phi2 - phi) + (cos2 if cos2 > cos_phi else cos_phi) * abs(lam2 - lam) <= near:
+                continue
+            km = _haversine(phi, lam, cos_phi, phi2, lam2, cos2)
+            if km > best_km:
+                best_km, partner = km, (tj, tid2)
+        if partner is None:
+            return None
+        tj, tid2 = partner
+        ids = (tid2, tid) if tj <= t else (tid, tid2)
+        evidence = {"distance_km": round(best_km, 3), "minutes": round(abs(t - tj) / 60_000, 3)}
+        return Alert(FRAUD_GEO, customer, ids, evidence, max(t, tj))

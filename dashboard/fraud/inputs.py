@@ -1,0 +1,57 @@
+"""Which transactions feed the detectors, and in what shape. Pure.
+
+A transaction feeds the detectors when its transaction_id, customer_id,
+timestamp and amount decoded, and its timestamp passed the time rule: the
+detectors work in event time, and an ERR_TIME timestamp (hours in the future,
+days in the past) would either be refused as too late or, worse, push the
+customer's clock hours ahead. Other broken rules do not matter here: an
+ERR_AMOUNT total or an ERR_DEVICE device says nothing against the amount,
+time and place of a payment, and fraudsters' payments are often malformed.
+Status does not matter either: declined attempts count (card testing is a
+velocity pattern).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from dashboard.schema import ERR_TIME
+from dashboard.validation import Checked, PlainTransaction, Transaction, parse_timestamp
+
+
+class FraudInput(NamedTuple):
+    """The fields the detectors read, for transactions decoded without a `Transaction`."""
+
+    transaction_id: str
+    customer_id: str
+    timestamp_ms: int
+    amount: int | float
+    lat: float | None = None
+    lng: float | None = None
+
+
+def detector_input(checked: Checked) -> Transaction | None:
+    """The transaction of a full `check` result if it may feed the detectors (see module docstring), else None."""
+    tx = checked.transaction
+    if tx is None or tx.transaction_id is None or tx.customer_id is None:
+        return None
+    if tx.timestamp_ms is None or tx.amount is None:
+        return None
+    if any(v.code == ERR_TIME for v in checked.violations):
+        return None
+    return tx
+
+
+def plain_input(tx: PlainTransaction) -> FraudInput | None:
+    """The detector input of a transaction from `validation.decode_plain` (which passed every rule).
+
+    The timestamp is converted as `check` converts it (`parse_timestamp`), so
+    both paths give the same event time.
+    """
+    ts_ms = parse_timestamp(tx.timestamp)
+    if ts_ms is None:
+        return None
+    location = tx.location
+    if location is None:
+        return FraudInput(tx.transaction_id, tx.customer_id, ts_ms, tx.amount)
+    return FraudInput(tx.transaction_id, tx.customer_id, ts_ms, tx.amount, location.lat, location.lng)

@@ -1,0 +1,89 @@
+"""The three fraud rules: default thresholds, the transaction shape they read, the Alert they raise. Pure.
+
+The defaults are DATA.md's "Fraud signals" table. The Pulse generator reads
+them too, so that its organic traffic stays below them (see
+`dashboard.pulse.fraud`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import orjson
+
+from dashboard.validation import ms_to_iso
+
+#: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
+VELOCITY_MAX_COUNT: Final = 5
+VELOCITY_WINDOW_MS: Final = 120_000
+#: Geographical impossibility: more than GEO_MAX_KM apart, less than GEO_WINDOW_MS apart.
+GEO_MAX_KM: Final = 50.0
+GEO_WINDOW_MS: Final = 300_000
+#: Amount anomaly: amount > AMOUNT_RATIO x the average of at least MIN_HISTORY earlier transactions.
+AMOUNT_RATIO: Final = 10
+MIN_HISTORY: Final = 5
+#: How much older than the customer's newest event an event may be and still join the windows.
+LATENESS_MS: Final = 60_000
+#: Most events kept per customer and window (a bot's flood cannot grow the state without bound).
+MAX_KEPT: Final = 64
+#: Mean Earth radius (IUGG), km.
+EARTH_RADIUS_KM: Final = 6371.0088
+
+
+class TransactionLike(Protocol):
+    """What the detectors read of a transaction; None marks a field that failed to decode.
+
+    `dashboard.validation.Transaction`, `dashboard.fraud.FraudInput` and any
+    object (msgspec struct, named tuple) with these attributes qualify.
+    """
+
+    @property
+    def transaction_id(self) -> str | None: ...
+
+    @property
+    def customer_id(self) -> str | None: ...
+
+    @property
+    def timestamp_ms(self) -> int | None:
+        """Event time (the transaction's timestamp field), epoch milliseconds."""
+
+    @property
+    def amount(self) -> int | float | None: ...
+
+    @property
+    def lat(self) -> float | None: ...
+
+    @property
+    def lng(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One fraud signal: the rule, the customer, the transactions involved and the evidence.
+
+    `transaction_ids` are in event-time order; `event_time_ms` is the event
+    time of the latest of them. `evidence` holds, by rule:
+    velocity: count, span_seconds; geo_impossible: distance_km, minutes;
+    amount_anomaly: amount, average, ratio (None when the average is 0), history.
+    Treat it as read-only.
+    """
+
+    rule: str
+    customer_id: str
+    transaction_ids: tuple[str, ...]
+    evidence: dict[str, Any] = field(hash=False)
+    event_time_ms: int
+
+    def to_json(self) -> bytes:
+        """The darooghe.fraud_alerts record: the fields above plus `event_time` in ISO-8601 UTC."""
+        return orjson.dumps(
+            {
+                "rule": self.rule,
+                "customer_id": self.customer_id,
+                "transaction_ids": self.transaction_ids,
+                "event_time": ms_to_iso(self.event_time_ms),
+                "event_time_ms": self.event_time_ms,
+                "evidence": self.evidence,
+            }
+        )
