@@ -108,6 +108,12 @@ class Settings:
         str,
         doc="consumer group of the ingest worker",
     )
+    fraud_min_history: int = _spec(
+        5, "FRAUD_MIN_HISTORY", int, 1, 1000, doc="earlier transactions before the amount rule judges"
+    )
+    fraud_lookback_days: float = _spec(
+        7.0, "FRAUD_LOOKBACK_DAYS", float, 0, 60, doc="history replayed to rebuild fraud state"
+    )
     # Dashboard.
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from dashboard.schema import ERR_TIME
-from dashboard.validation import Checked, PlainTransaction, Transaction, parse_timestamp
+from dashboard.validation import Checked, PlainTransaction, Transaction
 
 
 class FraudInput(NamedTuple):
@@ -42,15 +42,13 @@ def detector_input(checked: Checked) -> Transaction | None:
     return tx
 
 
-def plain_input(tx: PlainTransaction) -> FraudInput | None:
+def plain_input(tx: PlainTransaction) -> FraudInput:
     """The detector input of a transaction from `validation.decode_plain` (which passed every rule).
 
-    The timestamp is converted as `check` converts it (`parse_timestamp`), so
-    both paths give the same event time.
+    `decode_plain` converted the timestamp as `check` does, so both paths give
+    the same event time.
     """
-    ts_ms = parse_timestamp(tx.timestamp)
-    if ts_ms is None:
-        return None
+    ts_ms = tx.timestamp_ms
     location = tx.location
     if location is None:
         return FraudInput(tx.transaction_id, tx.customer_id, ts_ms, tx.amount)

@@ -75,15 +75,19 @@ class Alert:
     evidence: dict[str, Any] = field(hash=False)
     event_time_ms: int
 
-    def to_json(self) -> bytes:
-        """The darooghe.fraud_alerts record: the fields above plus `event_time` in ISO-8601 UTC."""
-        return orjson.dumps(
-            {
-                "rule": self.rule,
-                "customer_id": self.customer_id,
-                "transaction_ids": self.transaction_ids,
-                "event_time": ms_to_iso(self.event_time_ms),
-                "event_time_ms": self.event_time_ms,
-                "evidence": self.evidence,
-            }
-        )
+    def to_json(self, source: dict[str, Any] | None = None) -> bytes:
+        """The darooghe.fraud_alerts record: the fields above, `event_time` in ISO-8601 UTC, and `source`.
+
+        `source` names the message that raised the alert (topic, partition, offset, timestamp).
+        """
+        record: dict[str, Any] = {
+            "rule": self.rule,
+            "customer_id": self.customer_id,
+            "transaction_ids": self.transaction_ids,
+            "event_time": ms_to_iso(self.event_time_ms),
+            "event_time_ms": self.event_time_ms,
+            "evidence": self.evidence,
+        }
+        if source is not None:
+            record["source"] = source
+        return orjson.dumps(record)

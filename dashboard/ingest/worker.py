@@ -1,8 +1,9 @@
-"""The ingest worker: validate every transaction, write each violation once.
+"""The ingest worker: validate every transaction, write each violation and fraud signal once.
 
 Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
 of at most TXN_MAX_SECONDS or TXN_MAX_MESSAGES: the error records produced to
-darooghe.error_logs and the consumer group's new offsets
+darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, and
+the consumer group's new offsets
 (`send_offsets_to_transaction`) commit or abort together. A worker killed at
 any moment leaves either a whole transaction (records and offsets) or none of
 it; its successor re-reads from the last committed offsets. On a rebalance
@@ -23,14 +24,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from dashboard.ingest.detection import PartitionDetectors, observe
 from dashboard.ingest.records import Source, error_records
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.errors import BrokerState
 from dashboard.settings import Settings
-from dashboard.validation import check, decode_plain
 
 logger = logging.getLogger(__name__)
 
@@ -42,27 +44,39 @@ TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each
 
 
 @dataclass
-class _OpenTxn:
-    """What the open transaction holds: offsets read and counters, applied on commit."""
+class Counts:
+    """What was processed: messages, invalid ones, records written, by error code."""
 
-    started: float
-    last: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
     messages: int = 0
     invalid: int = 0
     records: int = 0
+    alerts: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: Counts) -> None:
+        """Add `other`'s counts to these."""
+        self.messages += other.messages
+        self.invalid += other.invalid
+        self.records += other.records
+        self.alerts += other.alerts
+        for code, count in other.by_code.items():
+            self.by_code[code] = self.by_code.get(code, 0) + count
 
 
 @dataclass
-class Stats:
-    """Counters of one worker run."""
+class _OpenTxn(Counts):
+    """What the open transaction holds: offsets read and counts, merged into Stats on commit."""
 
-    messages: int = 0
-    invalid: int = 0
-    records: int = 0
+    started: float = 0.0
+    last: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
+
+
+@dataclass
+class Stats(Counts):
+    """Counters of one worker run (committed work only)."""
+
     transactions: int = 0
     aborted: int = 0
-    by_code: dict[str, int] = field(default_factory=dict)
     first_batch_at: float | None = None  # clock() when the first batch arrived
     last_commit_at: float | None = None  # clock() when the latest batch committed
 
@@ -106,6 +120,7 @@ class IngestWorker:
         self._last_data = clock()
         self._open: _OpenTxn | None = None
         self._producer_ref: Producer | None = None
+        self.detectors = PartitionDetectors(settings)
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -134,14 +149,18 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
-        self._last_data = self.clock()  # idleness counts from the latest assignment
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
+        if partitions:
+            committed = consumer.committed(partitions, timeout=30)
+            self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
+        self._last_data = self.clock()  # idleness counts from the latest assignment
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Still a member of the old generation: commit the open transaction now,
         # so the next owner of these partitions starts right after it.
         if self._open is not None and self._producer_ref is not None:
             self._finish(consumer, self._producer_ref, rewind=False)
+        self.detectors.drop(p.partition for p in partitions)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
@@ -206,33 +225,37 @@ class IngestWorker:
                 if now - last_report >= REPORT_EVERY:
                     rate = (self.stats.messages - reported) / (now - last_report)
                     logger.info(
-                        "%.0f msg/s; %d messages, %d invalid, %d error records",
+                        "%.0f msg/s; %d messages, %d invalid, %d error records, %d fraud alerts",
                         rate,
                         self.stats.messages,
                         self.stats.invalid,
                         self.stats.records,
+                        self.stats.alerts,
                     )
                     last_report, reported = now, self.stats.messages
         finally:
             if self._open is not None:  # stopping: commit what was processed
                 self._finish(consumer, producer, rewind=False)
         logger.info(
-            "stopped: %d messages, %d invalid, %d error records %s",
+            "stopped: %d messages, %d invalid, %d error records, %d fraud alerts %s",
             self.stats.messages,
             self.stats.invalid,
             self.stats.records,
+            self.stats.alerts,
             self.stats.by_code,
         )
 
     def _process(self, producer: Producer, msgs: list[Message], txn: _OpenTxn) -> None:
-        """Validate `msgs` and produce their error records into the open transaction.
+        """Validate `msgs`, run the fraud detectors, produce records into the open transaction.
 
-        The hot loop: valid messages take the fast path
-        (decode_plain: typed msgspec decoding) and nothing else; only invalid ones pay for the full judgement.
+        The hot loop: a valid message takes the fast path (decode_plain: typed
+        msgspec decoding) and its partition's detector; only invalid ones pay
+        for the full judgement.
         """
-        skew, error_topic = self.settings.time_skew_ms, self.settings.error_topic
+        s = self.settings
+        skew, error_topic, fraud_topic = s.time_skew_ms, s.error_topic, s.fraud_topic
         last, by_code = txn.last, txn.by_code
-        produce, plain = producer.produce, decode_plain
+        detectors, get_detector = self.detectors.by_partition, self.detectors.get
         n = 0
         for msg in msgs:
             err = msg.error()
@@ -240,29 +263,41 @@ class IngestWorker:
                 if err.code() != KafkaError._PARTITION_EOF:
                     self.state.on_error(err)
                 continue
-            offset = msg.offset()
-            last[msg.partition()] = offset  # type: ignore[index,assignment]  # set when error() is None
+            # A message without error has a partition and an offset.
+            partition, offset = cast(int, msg.partition()), cast(int, msg.offset())
+            last[partition] = offset
             n += 1
             ts_type, ts = msg.timestamp()
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
                 ts = int(time.time() * 1000)
-            value = msg.value()
-            if value and plain(value, ts, skew) is not None:
+            detector = detectors.get(partition) or get_detector(partition)
+            checked, alerts = observe(detector, msg.value(), ts, skew)
+            if checked is None and not alerts:
                 continue
-            checked = check(value, ts, skew)
-            txn.invalid += 1
-            source = Source(msg.topic(), msg.partition(), offset, ts)  # type: ignore[arg-type]
-            for key, record_value in error_records(checked, source):
-                while True:
-                    try:
-                        produce(error_topic, record_value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.1)
-                txn.records += 1
-            for code in checked.codes:
-                by_code[code] = by_code.get(code, 0) + 1
+            source = Source(s.transactions_topic, partition, offset, ts)
+            if checked is not None:
+                txn.invalid += 1
+                for key, record_value in error_records(checked, source):
+                    self._produce(producer, error_topic, record_value, key)
+                    txn.records += 1
+                for code in checked.codes:
+                    by_code[code] = by_code.get(code, 0) + 1
+            if alerts:
+                src = source.as_dict()
+                for alert in alerts:
+                    self._produce(producer, fraud_topic, alert.to_json(src), alert.customer_id.encode())
+                    txn.alerts += 1
         txn.messages += n
+
+    @staticmethod
+    def _produce(producer: Producer, topic: str, value: bytes, key: bytes | None) -> None:
+        """Produce into the open transaction, waiting for room when the local queue is full."""
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                return
+            except BufferError:
+                producer.poll(0.1)
 
     def _idle_for_long(self, now: float) -> bool:
         """True when --until-idle is set and nothing arrived for that long since assignment."""
@@ -276,16 +311,14 @@ class IngestWorker:
         topic = self.settings.transactions_topic
         offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
         if self._commit(consumer, producer, offsets):
-            stats = self.stats
-            stats.messages += txn.messages
-            stats.invalid += txn.invalid
-            stats.records += txn.records
-            stats.transactions += 1
-            stats.last_commit_at = self.clock()
-            for code, count in txn.by_code.items():
-                stats.by_code[code] = stats.by_code.get(code, 0) + count
+            self.stats.merge(txn)
+            self.stats.transactions += 1
+            self.stats.last_commit_at = self.clock()
         elif rewind:
             self._rewind(consumer, list(txn.last))
+        else:
+            # Stopping or revoked: whoever reads these partitions next rebuilds their fraud state.
+            self.detectors.drop(txn.last)
 
     def _commit(self, consumer: Consumer, producer: Producer, offsets: list[TopicPartition]) -> bool:
         """Commit the open transaction with `offsets`; False (after an abort) when it must be retried."""
@@ -310,8 +343,10 @@ class IngestWorker:
             return False
 
     def _rewind(self, consumer: Consumer, partitions: list[int]) -> None:
-        """Seek `partitions` back to their committed offsets, to re-read an aborted transaction."""
+        """Seek `partitions` back to their committed offsets and rebuild their fraud state up to there."""
         topic = self.settings.transactions_topic
-        for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30):
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
+        for tp in committed:
             # No commit yet (negative offset): start where the group would, at the beginning.
             consumer.seek(TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))

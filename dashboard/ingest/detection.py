@@ -1,0 +1,124 @@
+"""Fraud detector state of the ingest worker: one detector per partition, rebuilt from history.
+
+Transactions are keyed by customer_id, so each partition holds whole
+customers and its detector state is local to it. When a worker is assigned a
+partition (start, restart, rebalance) or must re-read an aborted transaction,
+the partition's detector is rebuilt by replaying its recent history (the
+lookback, default 7 days, by Kafka timestamp) up to the offset where
+processing resumes, without emitting alerts: those were written, exactly once,
+by whoever processed that history. Replaying the same input therefore gives
+the same alerts, as long as no customer's history reaches further back than
+the lookback (the amount rule's averages then start later).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import cast
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from dashboard.fraud import FraudDetector, detector_input, plain_input
+from dashboard.fraud.rules import Alert
+from dashboard.settings import Settings
+from dashboard.validation import Checked, check, decode_plain
+
+logger = logging.getLogger(__name__)
+
+
+def observe(detector: FraudDetector, value: bytes | None, ts: int, skew_ms: int) -> tuple[Checked | None, list[Alert]]:
+    """Validate one message and feed the detector; return (None if valid else the full check, alerts)."""
+    tx = decode_plain(value, ts, skew_ms) if value else None
+    if tx is not None:
+        return None, detector.observe(plain_input(tx))
+    checked = check(value, ts, skew_ms)
+    full = detector_input(checked)
+    return checked, (detector.observe(full) if full is not None else [])
+
+
+class PartitionDetectors:
+    """Detectors of the partitions this worker owns, keyed by partition number."""
+
+    def __init__(self, settings: Settings, make: Callable[[], FraudDetector] | None = None) -> None:
+        self.settings = settings
+        self.make = make or (lambda: FraudDetector(min_history=settings.fraud_min_history))
+        self.by_partition: dict[int, FraudDetector] = {}
+
+    def get(self, partition: int) -> FraudDetector:
+        """Return the partition's detector, empty if it was never built."""
+        detector = self.by_partition.get(partition)
+        if detector is None:
+            detector = self.by_partition[partition] = self.make()
+        return detector
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the state of partitions this worker no longer owns."""
+        for p in partitions:
+            self.by_partition.pop(p, None)
+
+    def rebuild(self, resume_at: dict[int, int], now_ms: int | None = None) -> None:
+        """Replace each partition's detector by one fed its history before `resume_at[partition]`.
+
+        A negative resume offset (nothing committed yet) means processing
+        starts at the beginning: the detector starts empty.
+        """
+        s = self.settings
+        topic = s.transactions_topic
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        todo = {p: o for p, o in resume_at.items() if o > 0}
+        for p in resume_at:
+            self.by_partition[p] = self.make()
+        if not todo:
+            return
+        consumer = Consumer(
+            s.kafka_config(
+                group_id=f"darooghe-ingest-rebuild-{uuid.uuid4().hex[:8]}",
+                enable_auto_commit=False,
+                allow_auto_create_topics=False,
+                enable_partition_eof=True,
+            )
+        )
+        started = time.monotonic()
+        replayed = 0
+        try:
+            since = now_ms - int(s.fraud_lookback_days * 86_400_000)
+            starts = consumer.offsets_for_times([TopicPartition(topic, p, since) for p in todo], timeout=30)
+            # The first offset at or after `since`; negative when no message is that recent.
+            assign = [
+                TopicPartition(topic, tp.partition, tp.offset) for tp in starts if 0 <= tp.offset < todo[tp.partition]
+            ]
+            consumer.assign(assign)
+            remaining = {tp.partition for tp in assign}
+            skew = s.time_skew_ms
+            deadline = time.monotonic() + 300
+            while remaining and time.monotonic() < deadline:
+                for msg in consumer.consume(5000, 1.0):
+                    p = cast(int, msg.partition())
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            remaining.discard(p)
+                        continue
+                    offset = cast(int, msg.offset())
+                    if p not in remaining:
+                        continue
+                    if offset >= todo[p]:
+                        remaining.discard(p)
+                        continue
+                    observe(self.by_partition[p], msg.value(), msg.timestamp()[1], skew)
+                    replayed += 1
+                    if offset + 1 >= todo[p]:
+                        remaining.discard(p)
+            if remaining:
+                logger.warning("fraud state of partitions %s rebuilt only partly (timeout)", sorted(remaining))
+        finally:
+            consumer.close()
+        logger.info(
+            "rebuilt fraud state of partitions %s from %d messages in %.1f s",
+            sorted(todo),
+            replayed,
+            time.monotonic() - started,
+        )
