@@ -7,7 +7,8 @@ rate it pre-produces the events once with Pulse (history mode: Kafka timestamps
 equal event times), then measures on that same topic, in one run:
 
   (a) ceiling: assign() all partitions, consume() in batches, orjson.loads each value;
-  (b) worker: dashboard.ingest's IngestWorker, exactly-once, first batch to last commit;
+  (b) worker: dashboard.ingest's IngestWorker, exactly-once, fraud detectors on, first batch to last commit;
+  (b0) the same worker with the fraud detectors off (validation only), for the detectors' cost;
   (c) notebook: the original notebook's loop re-implemented faithfully: poll() one
       message at a time, json.loads, its TransactionEvent.validate() including its
       time bug (datetime.fromtimestamp on an ISO string: every event is ERR_TIME),
@@ -15,7 +16,9 @@ equal event times), then measures on that same topic, in one run:
       --notebook-seconds on a prefix of the topic; its rate is messages / seconds.
   (c') the same loop with the time bug fixed (only real errors flushed), for fairness.
 
-Prints a table and, with --write, replaces the ingest section of BENCHMARKS.md.
+All rates are messages per second; ratios are medians over paired runs (a, b and b0
+run back to back, --repeats times). Prints a table and, with --write, replaces the
+ingest section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
 from dashboard.ingest.worker import IngestWorker  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
@@ -82,8 +86,8 @@ def ceiling(settings: Settings, topic: str, total: int) -> float:
         consumer.close()
 
 
-def worker(settings: Settings, topic: str, total: int) -> float:
-    """(b) messages/s of the exactly-once ingest worker."""
+def worker(settings: Settings, topic: str, total: int, fraud: bool = True) -> float:
+    """(b) messages/s of the exactly-once ingest worker; with fraud=False, validation only (b0)."""
     s = replace(
         settings,
         transactions_topic=topic,
@@ -91,7 +95,7 @@ def worker(settings: Settings, topic: str, total: int) -> float:
         fraud_topic=f"{topic}.fraud",
         ingest_group=f"bench-{uuid.uuid4().hex[:8]}",
     )
-    w = IngestWorker(s, until_idle=2.0)
+    w = IngestWorker(s, until_idle=2.0, detect_fraud=fraud)
     stats = w.run()
     assert stats.messages == total, (stats.messages, total)
     delete_topics(s, [s.error_topic, s.fraud_topic])
@@ -188,26 +192,34 @@ def main() -> int:
         print(f"\n== INVALID_RATE={rate}: pre-producing {args.events} events to {topic}", flush=True)
         pre_produce(settings, topic, args.events, rate)
         total = message_count(settings, topic)
-        a_runs, b_runs = [], []
+        a_runs, b_runs, b0_runs = [], [], []
         for i in range(args.repeats):
             a_runs.append(ceiling(settings, topic, total))
             b_runs.append(worker(settings, topic, total))
-            print(f"  run {i + 1}: ceiling {a_runs[-1]:,.0f} msg/s, worker {b_runs[-1]:,.0f} msg/s", flush=True)
+            b0_runs.append(worker(settings, topic, total, fraud=False))
+            print(
+                f"  run {i + 1}: ceiling {a_runs[-1]:,.0f} msg/s, worker {b_runs[-1]:,.0f} msg/s,"
+                f" worker without fraud detectors {b0_runs[-1]:,.0f} msg/s",
+                flush=True,
+            )
         c, c_n = notebook(settings, topic, args.notebook_seconds, fixed=False)
         c2, c2_n = notebook(settings, topic, args.notebook_seconds, fixed=True)
-        a, b = statistics.median(a_runs), statistics.median(b_runs)
+        a, b, b0 = statistics.median(a_runs), statistics.median(b_runs), statistics.median(b0_runs)
         paired = statistics.median(bb / aa for aa, bb in zip(a_runs, b_runs, strict=True))
+        paired0 = statistics.median(bb / aa for aa, bb in zip(a_runs, b0_runs, strict=True))
+        cost = statistics.median(1 - bb / b00 for bb, b00 in zip(b_runs, b0_runs, strict=True))
         print(f"  notebook: {c:,.0f} msg/s over {c_n} msgs; notebook with time bug fixed: {c2:,.0f} msg/s over {c2_n}")
-        rows.append((rate, a, b, c, c2, c_n, c2_n, paired))
+        rows.append((rate, a, b, b0, c, c2, c_n, c2_n, paired, paired0, cost))
         delete_topics(settings, [topic])
     header = (
-        "| INVALID_RATE | (a) ceiling msg/s | (b) worker msg/s | (c) notebook msg/s | (c') notebook, bug fixed |"
-        " b/a (median of paired runs) | b/c | b/c' |\n|---|---|---|---|---|---|---|---|"
+        "| INVALID_RATE | (a) ceiling | (b) worker | (b0) worker, no fraud detectors | (c) notebook |"
+        " (c') notebook, time bug fixed | b/a | b0/a | fraud detectors' cost 1-b/b0 | b/c | b/c' |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [
-        f"| {r:.2f} | {a:,.0f} | {b:,.0f} | {c:,.0f} ({cn} msgs) | {c2:,.0f} ({c2n} msgs) |"
-        f" {paired:.2f} | {ratio(b, c)} | {ratio(b, c2)} |"
-        for r, a, b, c, c2, cn, c2n, paired in rows
+        f"| {r:.2f} | {a:,.0f} | {b:,.0f} | {b0:,.0f} | {c:,.0f} ({cn} msgs) | {c2:,.0f} ({c2n} msgs) |"
+        f" {paired:.2f} | {paired0:.2f} | {cost:.0%} | {ratio(b, c)} | {ratio(b, c2)} |"
+        for r, a, b, b0, c, c2, cn, c2n, paired, paired0, cost in rows
     ]
     table = "\n".join([header, *lines])
     print("\n" + table)
@@ -215,22 +227,10 @@ def main() -> int:
         write_section(
             "ingest",
             f"Command: `python bench/ingest.py --events {args.events} --rates {args.rates} --repeats {args.repeats}`"
-            f" (median of {args.repeats} runs for a and b; {time.strftime('%Y-%m-%d')}, 2 cores)\n\n{table}\n",
+            f" (medians of {args.repeats} paired runs; {time.strftime('%Y-%m-%d')}, 2 cores;"
+            f" rates in messages per second)\n\n{table}\n",
         )
     return 0
-
-
-def write_section(name: str, body: str) -> None:
-    """Replace the `<!-- bench:name -->` section of BENCHMARKS.md with `body`."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = f"{start}\n{body}{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboard.ingest", description=__doc__)
     parser.add_argument("--until-idle", type=float, metavar="SECONDS", help="exit after SECONDS without messages")
     parser.add_argument("--transactional-id", help="stable transactional id (default: unique per process)")
+    parser.add_argument("--no-fraud", action="store_true", help="validate only; run no fraud detectors")
     args = parser.parse_args(argv)
     if args.until_idle is not None and args.until_idle <= 0:
         parser.error("--until-idle must be positive")
     setup_logging()
     settings = load_settings("ingest")
-    worker = IngestWorker(settings, args.transactional_id, args.until_idle, stop_on_signals())
+    worker = IngestWorker(
+        settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
+    )
     worker.run()
     return 0
 

@@ -108,6 +108,7 @@ class IngestWorker:
         until_idle: float | None = None,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        detect_fraud: bool = True,
     ) -> None:
         self.settings = settings
         self.txn_id = transactional_id(settings, txn_id)
@@ -120,6 +121,7 @@ class IngestWorker:
         self._last_data = clock()
         self._open: _OpenTxn | None = None
         self._producer_ref: Producer | None = None
+        self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
 
     # -- wiring ---------------------------------------------------------------
@@ -150,7 +152,7 @@ class IngestWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        if partitions:
+        if partitions and self.detect_fraud:
             committed = consumer.committed(partitions, timeout=30)
             self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         self._last_data = self.clock()  # idleness counts from the latest assignment
@@ -256,6 +258,7 @@ class IngestWorker:
         skew, error_topic, fraud_topic = s.time_skew_ms, s.error_topic, s.fraud_topic
         last, by_code = txn.last, txn.by_code
         detectors, get_detector = self.detectors.by_partition, self.detectors.get
+        fraud = self.detect_fraud
         n = 0
         for msg in msgs:
             err = msg.error()
@@ -270,7 +273,7 @@ class IngestWorker:
             ts_type, ts = msg.timestamp()
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
                 ts = int(time.time() * 1000)
-            detector = detectors.get(partition) or get_detector(partition)
+            detector = (detectors.get(partition) or get_detector(partition)) if fraud else None
             checked, alerts = observe(detector, msg.value(), ts, skew)
             if checked is None and not alerts:
                 continue
@@ -346,7 +349,8 @@ class IngestWorker:
         """Seek `partitions` back to their committed offsets and rebuild their fraud state up to there."""
         topic = self.settings.transactions_topic
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
-        self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
+        if self.detect_fraud:
+            self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         for tp in committed:
             # No commit yet (negative offset): start where the group would, at the beginning.
             consumer.seek(TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
