@@ -1,0 +1,109 @@
+"""The dashboard's fraud-alert tail: one background consumer of darooghe.fraud_alerts per server.
+
+Like the transaction feed it disturbs nobody (assign(), a throwaway group
+id, no commits) and reads with isolation.level=read_committed, so it shows
+exactly the alerts the ingest worker committed. It starts with the newest
+alerts that fit its log, then tails; a missing topic or broker is retried
+quietly. It never calls `st.*`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from dashboard.alerts import AlertLog, parse_alert
+from dashboard.feed import backfill_starts
+from dashboard.kafka.errors import BrokerState
+from dashboard.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+METADATA_EVERY = 10.0  # seconds between looks for the topic and new partitions
+
+
+class AlertFeed:
+    """Tails the fraud-alert topic into an `AlertLog` on a daemon thread."""
+
+    def __init__(self, settings: Settings, log: AlertLog | None = None) -> None:
+        self.settings = settings
+        self.log = log or AlertLog()
+        self.state = BrokerState(settings.bootstrap_servers, logger)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._assigned: set[int] = set()
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="darooghe-alert-feed", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        s = self.settings
+        consumer = Consumer(
+            s.kafka_config(
+                group_id=f"darooghe-dashboard-alerts-{uuid.uuid4().hex[:8]}",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                error_cb=self.state.on_error,
+            )
+        )
+        next_look = 0.0
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + METADATA_EVERY
+                    self._assign_new(consumer)
+                if not self._assigned:
+                    self._stop.wait(1.0)
+                    continue
+                rows = []
+                for msg in consumer.consume(500, 0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            self.state.on_error(err)
+                        continue
+                    row = parse_alert(msg.value(), msg.timestamp()[1])
+                    if row is not None:
+                        rows.append(row)
+                if rows:
+                    self.state.mark_up()
+                    self.log.extend(rows)
+        finally:
+            consumer.close()
+
+    def _assign_new(self, consumer: Consumer) -> None:
+        """Assign partitions of the alert topic not assigned yet, starting with the newest alerts."""
+        topic = self.settings.fraud_topic
+        try:
+            meta = consumer.list_topics(topic, timeout=2.0).topics.get(topic)
+        except KafkaException as exc:
+            self.state.on_error(exc.args[0])
+            return
+        if meta is None or meta.error is not None:
+            return
+        new = [p for p in meta.partitions if p not in self._assigned]
+        if not new:
+            return
+        try:
+            marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=2.0) for p in new}
+        except KafkaException as exc:
+            self.state.on_error(exc.args[0])
+            return
+        starts = backfill_starts(marks, max(1, self.log.capacity // max(1, len(meta.partitions))) * len(new))
+        consumer.incremental_assign([TopicPartition(topic, p, starts[p]) for p in new])
+        self._assigned.update(new)

@@ -1,0 +1,112 @@
+"""Fraud alerts as the dashboard sees them: a bounded, thread-safe log and pure views of it.
+
+The alert feed thread appends records read from darooghe.fraud_alerts;
+pages take an immutable DataFrame snapshot. No Kafka and no `st.` here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from dashboard.schema import FRAUD_RULES
+
+ALERT_CAPACITY = 20_000
+COLUMNS = (
+    "rule",
+    "customer_id",
+    "transaction_ids",
+    "event_time",
+    "kafka_time",
+    "count",
+    "span_seconds",
+    "distance_km",
+    "minutes",
+    "amount",
+    "average",
+    "ratio",
+    "partition",
+    "offset",
+)
+
+
+def parse_alert(value: bytes | None, kafka_ts_ms: int) -> dict[str, Any] | None:
+    """Flatten one darooghe.fraud_alerts record into a row; None when it is not an alert record."""
+    try:
+        record = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or record.get("rule") not in FRAUD_RULES:
+        return None
+    evidence = record.get("evidence")
+    evidence = evidence if isinstance(evidence, dict) else {}
+    source = record.get("source")
+    source = source if isinstance(source, dict) else {}
+    ids = record.get("transaction_ids")
+    return {
+        "rule": record["rule"],
+        "customer_id": str(record.get("customer_id", "")),
+        "transaction_ids": tuple(str(i) for i in ids) if isinstance(ids, list) else (),
+        "event_time": record.get("event_time_ms"),
+        "kafka_time": kafka_ts_ms,
+        **{k: evidence.get(k) for k in ("count", "span_seconds", "distance_km", "minutes", "amount", "average")},
+        "ratio": evidence.get("ratio"),
+        "partition": source.get("partition"),
+        "offset": source.get("offset"),
+    }
+
+
+class AlertLog:
+    """The latest `capacity` alerts, oldest first; one writer, many readers."""
+
+    def __init__(self, capacity: int = ALERT_CAPACITY) -> None:
+        self.capacity = capacity
+        self._rows: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._total = 0
+        self._cached: tuple[int, pd.DataFrame] | None = None
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append parsed alert rows (see `parse_alert`)."""
+        with self._lock:
+            before = len(self._rows)
+            self._rows.extend(rows)
+            added = len(self._rows) - before
+            if added or before == self.capacity:
+                self._version += 1
+            self._total += max(added, 0)
+
+    @property
+    def total(self) -> int:
+        """Alerts appended since start (evicted ones included, approximately once full)."""
+        return self._total
+
+    def snapshot(self) -> pd.DataFrame:
+        """Return the alerts as a DataFrame (one row each, oldest first); cached per version."""
+        with self._lock:
+            if self._cached is not None and self._cached[0] == self._version:
+                return self._cached[1]
+            rows = list(self._rows)
+            version = self._version
+        frame = alerts_frame(rows)
+        with self._lock:
+            self._cached = (version, frame)
+        return frame
+
+
+def alerts_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build the alert DataFrame: times as UTC datetimes, evidence as numbers (NaN when absent)."""
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for name in ("event_time", "kafka_time"):
+        frame[name] = pd.to_datetime(pd.to_numeric(frame[name], errors="coerce"), unit="ms", utc=True)
+    for name in ("count", "span_seconds", "distance_km", "minutes", "amount", "average", "ratio"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+    frame["rule"] = pd.Categorical(frame["rule"], categories=list(FRAUD_RULES))
+    return frame
