@@ -104,8 +104,11 @@ def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
     return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
 
 
+WIDGET_KEYS = ("f_merchant", "f_category", "f_method", "f_status", "f_validity", "f_window", "f_refresh", "f_paused")
+
+
 def _seed(filters: Filters, display: Display) -> None:
-    """Put the URL's view into the widgets' state, once per session."""
+    """Put a view (the URL's, or the last one shown) into the widgets' state."""
     state = st.session_state
     state["f_merchant"] = list(filters.merchants)
     state["f_category"] = list(filters.categories)
@@ -116,7 +119,6 @@ def _seed(filters: Filters, display: Display) -> None:
     state["f_refresh"] = display.refresh_seconds
     state["f_paused"] = display.paused
     state["f_kiosk"] = display.kiosk
-    state["f_seeded"] = True
 
 
 def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
@@ -160,15 +162,23 @@ def frame() -> None:
         st.error("The dashboard cannot start: a setting in the environment is invalid.")
         st.code(str(exc), language=None, wrap_lines=True)
         st.stop()
-    if not st.session_state.get("f_seeded"):
-        _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
+    state = st.session_state
+    if any(key not in state for key in WIDGET_KEYS):
+        # First run of the session: the URL's view. Later, Streamlit may drop the
+        # state of widgets the browser had not reported yet when the page changed
+        # (a quick page switch): restore the last view shown, kept outside widgets.
+        if "f_view" in state:
+            _seed(*state["f_view"])
+        else:
+            _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
     src = live.source(settings)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
     display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
     if display.kiosk:
         st.html(KIOSK_CSS)
     _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
-    st.session_state["f_context"] = Context(settings, src, filters, display)
+    state["f_view"] = (filters, display)
+    state["f_context"] = Context(settings, src, filters, display)
 
 
 def context() -> Context:

@@ -1,0 +1,185 @@
+"""The e2e harness: the known data set and what the dashboard must show for it, the server, a browser tab.
+
+Plain code, no fixtures (those are in conftest.py), so the tests can import it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pandas as pd
+from playwright.sync_api import Page
+
+from dashboard.columns import RawMessage
+from tests import synthetic as syn
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+START_TIMEOUT = 60.0  # seconds until /_stcore/health answers
+STOP_TIMEOUT = 10.0  # seconds between terminate and kill
+MINUTE_MS = 60_000
+
+# The data set: 6 merchants, about 10 % invalid. "Recent" events lie in the last
+# 3 minutes, "older" ones 7 to 11 minutes back: the 5-minute window holds only the
+# recent ones (for two minutes after production), 15 minutes and "all" hold all.
+MERCHANTS = 6
+RECENT, RECENT_SPAN_MS = 239, 3 * MINUTE_MS
+OLDER, OLDER_END_MS, OLDER_SPAN_MS = 60, 7 * MINUTE_MS, 4 * MINUTE_MS
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The events produced and the figures the dashboard must show for them (from `syn.reference`)."""
+
+    events: tuple[syn.Event, ...]
+    reference: pd.DataFrame = field(repr=False)
+
+    @property
+    def total(self) -> int:
+        """Number of events produced."""
+        return len(self.events)
+
+    def rows(self, *merchants: str) -> pd.DataFrame:
+        """Reference rows of `merchants` (every row when none is given)."""
+        ref = self.reference
+        return ref[ref["merchant_id"].isin(merchants)] if merchants else ref
+
+    def count(self, *merchants: str) -> int:
+        """Transactions of `merchants` (all when none is given)."""
+        return len(self.rows(*merchants))
+
+    def amount(self, *merchants: str) -> float:
+        """Sum of the known amounts of `merchants` (all when none is given)."""
+        return float(self.rows(*merchants)["amount"].sum())  # NaN (undecodable) is skipped
+
+    def priced(self) -> int:
+        """Transactions with a known amount."""
+        return int(self.reference["amount"].notna().sum())
+
+    def approval_rate(self) -> float:
+        """Approved transactions among those with a known status."""
+        status = self.reference["status"]
+        return float((status == "approved").sum() / (status != "").sum())
+
+    @property
+    def invalid(self) -> int:
+        """Transactions breaking at least one rule."""
+        return int((~self.reference["valid"]).sum())
+
+    def by_code(self) -> dict[str, int]:
+        """Transactions breaking each rule, per error code."""
+        out: dict[str, int] = {}
+        for event in self.events:
+            for code in event.codes:
+                out[code] = out.get(code, 0) + 1
+        return out
+
+    def ranked_merchants(self) -> list[str]:
+        """Merchant ids, most transactions first (ties by id), without the undecodable rows' empty id."""
+        counts = self.reference[self.reference["merchant_id"] != ""].groupby("merchant_id").size()
+        return sorted(counts.index, key=lambda m: (-counts[m], m))
+
+    def in_window(self, window_ms: int, now_ms: int) -> tuple[int, int]:
+        """Return the transactions with a Kafka timestamp in the last `window_ms` before `now_ms`,
+        and the epoch ms until which that count stays the same (the oldest of them leaves the window)."""
+        ts = self.reference["kafka_ts_ms"]
+        inside = ts[ts >= now_ms - window_ms]
+        until = int(inside.min()) + window_ms if len(inside) else 2**62
+        return len(inside), until
+
+
+def _hostile(template: syn.Event, kafka_ts_ms: int) -> syn.Event:
+    """A valid event like `template` whose merchant_id is an HTML injection attempt."""
+    assert template.record is not None and not template.codes
+    record = {
+        **template.record,
+        "transaction_id": str(uuid.uuid4()),
+        "merchant_id": syn.XSS,
+        "timestamp": _iso(kafka_ts_ms - 150),
+    }
+    return syn.Event(RawMessage(orjson.dumps(record), kafka_ts_ms, 0, 0), record, ())
+
+
+def make_events(now_ms: int) -> list[syn.Event]:
+    """The e2e data set at `now_ms`: older, then recent events, then the one hostile merchant id."""
+    common = {"merchants": MERCHANTS, "invalid_share": 0.1, "xss": False}
+    older = syn.events(OLDER, now_ms=now_ms - OLDER_END_MS, span_ms=OLDER_SPAN_MS, seed=31, **common)
+    recent = syn.events(RECENT, now_ms=now_ms, span_ms=RECENT_SPAN_MS, seed=32, **common)
+    template = next(e for e in reversed(recent) if e.record is not None and not e.codes)
+    return [*older, *recent, _hostile(template, now_ms - 500)]
+
+
+def free_port() -> int:
+    """A TCP port free on localhost right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class App:
+    """The running `streamlit run app.py`: its base URL and its log."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` lines of the server's output."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def healthy(url: str) -> bool:
+    """True when the Streamlit server at `url` answers its health check with "ok"."""
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@dataclass
+class Session:
+    """One browser tab on the app (its own Streamlit session) and the dialogs it raised."""
+
+    page: Page
+    app: App
+    dialogs: list[str]
+
+    def open(self, path: str = "", **query: str | list[str]) -> None:
+        """Load `path` (a page's url_path, "" for the default page) with `query` parameters."""
+        pairs = [(k, v) for k, values in query.items() for v in ([values] if isinstance(values, str) else values)]
+        self.page.goto(f"{self.app.url}/{path}" + ("?" + urllib.parse.urlencode(pairs) if pairs else ""))
+
+
+def screenshot(page: Page, path: Path) -> Path:
+    """Save the viewport to `path`, the mouse moved off the page (no hover effects), and return the path."""
+    page.mouse.move(-1, -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    return path
