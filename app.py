@@ -16,6 +16,10 @@ page = st.navigation(
         st.Page("app_pages/live_feed.py", title="Live feed", icon=":material/view_stream:"),
         st.Page("app_pages/validation.py", title="Validation", icon=":material/rule:"),
         st.Page("app_pages/merchants.py", title="Merchants", icon=":material/storefront:"),
+        st.Page("app_pages/fraud.py", title="Fraud", icon=":material/gpp_maybe:"),
+        st.Page("app_pages/commissions.py", title="Commissions", icon=":material/percent:"),
+        st.Page("app_pages/customers.py", title="Customers", icon=":material/groups:"),
+        st.Page("app_pages/volume.py", title="Volume", icon=":material/bar_chart:"),
         st.Page("app_pages/health.py", title="Health", icon=":material/monitor_heart:"),
     ]
 )

@@ -21,8 +21,11 @@ from typing import Any, Literal, Protocol
 
 import streamlit as st
 
+from dashboard import history
+from dashboard.alerts import AlertLog
 from dashboard.analytics import Level
 from dashboard.buffer import RingBuffer
+from dashboard.rollups import Rollups, RollupSnapshot
 from dashboard.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,12 @@ STOP_TIMEOUT_S = 5.0
 
 
 class Source(Protocol):
-    """What pages need from a feed: its buffer and a health report (None if it has none)."""
+    """What pages need from a feed: its buffer and a health report (None if it has none).
+
+    A source may also have a `rollups` attribute (`dashboard.rollups.Rollups`,
+    as the Feed has): the long history. Pages read it through `rollups(source)`,
+    which builds rollups from the buffer for a source without one.
+    """
 
     buffer: RingBuffer
 
@@ -41,10 +49,14 @@ class Source(Protocol):
 
 @dataclass
 class StaticSource:
-    """A fixed buffer with a fixed (or no) health report, for tests and benchmarks."""
+    """A fixed buffer with a fixed (or no) health report, for tests and benchmarks.
+
+    Without `rollups`, pages roll up the buffer's rows themselves.
+    """
 
     buffer: RingBuffer
     report: Any = None
+    rollups: Rollups | None = None
 
     def health(self) -> Any:
         """Return the fixed health report."""
@@ -55,20 +67,29 @@ class StaticSource:
 class _Installed:
     source: Source | None = None
     clock: Callable[[], float] = time.time
+    alerts: AlertLog | None = None
 
 
 _installed = _Installed()
 
 
-def install(source: Source | None, clock: Callable[[], float] | None = None) -> None:
-    """Serve `source` (None: back to the real feed) and read the time from `clock` (default time.time)."""
+def install(
+    source: Source | None, clock: Callable[[], float] | None = None, alerts: AlertLog | None = None
+) -> None:
+    """Serve `source` and `alerts` (None: back to the real feeds) and read the time from `clock`."""
     _installed.source = source
     _installed.clock = clock or time.time
+    _installed.alerts = alerts
 
 
 def now_ms() -> int:
     """Return the current time in epoch milliseconds from the installed clock."""
     return int(_installed.clock() * 1000)
+
+
+def rollups(source: Source) -> RollupSnapshot:
+    """Return the snapshot of the source's rollups, or of rollups kept from its buffer when it has none."""
+    return history.rollups_of(getattr(source, "rollups", None), source.buffer, lambda: now_ms() / 1000)
 
 
 def source(settings: Settings) -> Source:
@@ -107,6 +128,26 @@ def _feed(_settings: Settings) -> Source:
     feed.start()
     _running.append(feed)
     logger.info("dashboard feed started (%s)", _settings.describe())
+    return feed
+
+
+def alert_log(settings: Settings) -> AlertLog:
+    """Return the installed alert log, or the log of this server's fraud-alert tail (started on first call)."""
+    if _installed.alerts is not None:
+        return _installed.alerts
+    if _installed.source is not None:  # a test source without alerts: an empty log
+        return AlertLog()
+    return _alert_feed(settings).log
+
+
+@st.cache_resource(show_spinner=False, on_release=_stop)
+def _alert_feed(_settings: Settings) -> Any:
+    """Create and start the fraud-alert tail once per server."""
+    from dashboard.alert_feed import AlertFeed  # noqa: PLC0415  (imported late, as the feed)
+
+    feed = AlertFeed(_settings)
+    feed.start()
+    _running.append(feed)
     return feed
 
 

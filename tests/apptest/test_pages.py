@@ -11,7 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import live
 from dashboard.buffer import RingBuffer
+from dashboard.columns import to_batch
 from dashboard.filters import Filters
+from dashboard.rollups import Rollups
+from tests import insight_data
 from tests import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,3 +207,115 @@ def test_health_page_figures() -> None:
     assert metric(at, "Broker") == "connected"
     assert metric(at, "Dashboard consumer lag") == "15"
     assert at.code[0].value == "Connect refused"
+
+
+# --- Commissions, Customers, Volume: rollup-backed pages --------------------------------------------
+
+INSIGHT_PAGES = {
+    "app_pages/commissions.py": "Commissions",
+    "app_pages/customers.py": "Customers",
+    "app_pages/volume.py": "Volume",
+}
+VARIED = insight_data.varied(3000, seed=9, span_ms=2 * 86_400_000)
+VARIED_BUFFER = syn.buffer_of(VARIED)
+VARIED_REF = insight_data.reference(VARIED)
+INSIGHT_QUERIES: list[dict[str, Any]] = [
+    *QUERIES,
+    {"merchant": "merch_7", "method": "pos", "status": "approved"},
+    {"category": ["retail", "government"], "method": "online", "window": "24h"},
+]
+#: Charts of each page, then how many always show (the others need rolled-up rows in the window).
+CHARTS = {"app_pages/commissions.py": (2, 1), "app_pages/customers.py": (3, 3), "app_pages/volume.py": (3, 1)}
+
+
+def varied_source(**kwargs: Any) -> live.StaticSource:
+    return live.StaticSource(VARIED_BUFFER, syn.health(), **kwargs)
+
+
+def charts(at: AppTest) -> list[Any]:
+    return list(at.get("vega_lite_chart"))
+
+
+@pytest.mark.parametrize(
+    "query", INSIGHT_QUERIES, ids=["plain", "merchants", "invalid-food", "nobody-kiosk", "merchant-pos", "categories"]
+)
+@pytest.mark.parametrize("page", INSIGHT_PAGES)
+def test_insight_pages_render(page: str, query: dict[str, Any]) -> None:
+    at = run(query, source=varied_source(), page=page)
+    assert at.title[0].value == INSIGHT_PAGES[page]
+    count = int(Filters.from_query(query).mask(VARIED_BUFFER.snapshot(), syn.NOW_MS).sum())
+    if count == 0:
+        assert any("No transaction matches" in i.value for i in at.info)
+        assert not charts(at)
+        return
+    most, least = CHARTS[page]
+    assert least <= len(charts(at)) <= most
+    if not query:
+        assert len(charts(at)) == most
+    assert at.dataframe
+    # The merchant tables (and, with a merchant filter, every history chart) ignore these filters, and say so.
+    narrowing = {"method", "status", "validity"} & set(query)
+    caption = "cannot narrow" in " ".join(texts(at))
+    assert caption == (page != "app_pages/customers.py" and bool(narrowing))
+
+
+@pytest.mark.parametrize("page", INSIGHT_PAGES)
+def test_insight_pages_wait_on_an_empty_buffer(page: str) -> None:
+    source = live.StaticSource(RingBuffer(1000), syn.health(last_message_age_s=None, state="connecting"))
+    at = run(source=source, page=page)
+    assert any("Waiting for transactions" in t or "Connecting to" in t for t in texts(at))
+    assert not at.metric and not charts(at)
+
+
+def test_commissions_page_figures_match_the_rows() -> None:
+    at = run({"window": "24h"}, source=varied_source(), page="app_pages/commissions.py")
+    mask = Filters(window="24h").mask(VARIED_BUFFER.snapshot(), syn.NOW_MS)
+    ref = VARIED_REF[mask]
+    known = ref[ref["amount"].notna() & ref["commission"].notna()]
+    assert metric(at, "Commission ratio") == f"{known['commission'].sum() / known['amount'].sum():.2%}"
+    what_if = next(d.value for d in at.dataframe if "progressive" in d.value.columns)
+    everything = what_if[what_if["commission_type"] == "all"].iloc[0]
+    assert everything["transactions"] == int(ref["amount"].notna().sum())
+    assert everything["flat"] == everything["actual"]  # the synthetic events charge 2 %, as the flat scheme
+    assert len(charts(at)) == 2
+
+
+def test_customers_page_counts_distinct_customers() -> None:
+    at = run({"category": "food_service"}, source=varied_source(), page="app_pages/customers.py")
+    ref = VARIED_REF[VARIED_REF["merchant_category"] == "food_service"]
+    assert metric(at, "Customers") == f"{ref.loc[ref['customer_id'] != '', 'customer_id'].nunique():,}"
+    by_type = next(d.value for d in at.dataframe if "preferred_method" in d.value.columns and "customers" in d.value)
+    assert by_type["transactions"].sum() == len(ref)
+
+
+def test_volume_page_counts_the_last_fifteen_minutes_by_event_time() -> None:
+    at = run(source=varied_source(), page="app_pages/volume.py")
+    ts = VARIED_REF["ts_ms"]
+    recent = ((ts >= 0) & (ts // 10_000 > syn.NOW_MS // 10_000 - 90) & (ts <= syn.NOW_MS)).sum()
+    assert metric(at, "Last 15 minutes") == f"{int(recent):,}"
+    assert any("Tehran" in c.value for c in at.caption)
+
+
+def test_history_comes_from_the_sources_rollups_when_it_has_them() -> None:
+    """A feed's rollups reach further back than its buffer: the pages show their count, not the buffer's."""
+    older = insight_data.varied(2000, seed=10, now_ms=syn.NOW_MS - 3 * 86_400_000, span_ms=86_400_000)
+    rollups = Rollups(clock=lambda: syn.NOW_MS / 1000)
+    for part in (older, VARIED):
+        rollups.add(to_batch([e.message for e in part]))
+    added = rollups.snapshot().added
+    for page in ("app_pages/commissions.py", "app_pages/volume.py"):
+        at = run(source=varied_source(rollups=rollups), page=page)
+        assert any(f"{added:,} transactions since" in c.value for c in at.caption), page
+    without = run(source=varied_source(), page="app_pages/volume.py")
+    assert not any(f"{added:,} transactions since" in c.value for c in without.caption)
+
+
+def test_hostile_merchant_id_on_insight_pages_is_data_only() -> None:
+    at = run({"merchant": syn.XSS}, source=varied_source(), page="app_pages/commissions.py")
+    top = next(d.value for d in at.dataframe if "rank" in d.value.columns)
+    assert set(top["merchant_id"]) == {syn.XSS}
+    for page in INSIGHT_PAGES:
+        at.switch_page(page).run()
+        assert not at.exception
+        assert not any("<img" in t for t in texts(at))
+        assert not at.html

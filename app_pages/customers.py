@@ -1,0 +1,75 @@
+"""Customers: transactions per customer, active customers, new versus returning, behaviour by type, the most active."""
+
+import streamlit as st
+
+from dashboard import charts_insights, customers, live, ui
+from dashboard.rollups import ROLLUP_DAYS
+
+COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+MAX_HOURS = ROLLUP_DAYS * 24  # hourly bars at most
+TOP = 10
+TABLE_COLUMNS = {
+    **ui.TABLE_COLUMNS,
+    "customer_id": st.column_config.TextColumn("customer"),
+    "customer_type": st.column_config.TextColumn("type"),
+    "customers": st.column_config.NumberColumn("customers", format="%,d"),
+    "per_customer": st.column_config.NumberColumn("per customer", format="%.2f"),
+    "approval_rate": st.column_config.NumberColumn("approval rate", format="percent"),
+    "preferred_method": st.column_config.TextColumn("preferred method"),
+    "first_seen": st.column_config.DatetimeColumn("first seen (UTC)", format="YYYY-MM-DD HH:mm"),
+}
+
+ctx = ui.context()
+st.title("Customers")
+
+
+def body() -> None:
+    """Everything below the title; refreshed in place."""
+    sel = ui.select(ctx)
+    if sel is None:
+        return
+    frame = sel.frame(COLUMNS)
+    now = sel.now_ms
+    first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, frame)
+    present, counts = customers.transactions_per_customer(frame)
+    active, new = customers.recent(frame, first, now - HOUR_MS, now)
+    cols = st.columns(4)
+    with cols[0]:
+        ui.metric("Customers", f"{len(present):,}", help="Distinct customers among the selected transactions.")
+    with cols[1]:
+        ui.metric("Transactions per customer", f"{counts.mean():,.2f}" if len(counts) else "—")
+    with cols[2]:
+        ui.metric("Active, last 60 min", f"{active:,}", help="Distinct customers in the last 60 minutes (event time).")
+    with cols[3]:
+        ui.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
+
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(charts_insights.histogram_chart(customers.histogram(frame)), width="stretch")
+    with right:
+        per_minute = customers.active(frame, now - 59 * MINUTE_MS, now, MINUTE_MS)
+        st.altair_chart(
+            charts_insights.active_chart(per_minute, "Active customers per minute, last hour"), width="stretch"
+        )
+
+    start = ctx.filters.window_start_ms(now)
+    if start is None:  # everything buffered: from the oldest event time (a bad one cannot stretch it beyond)
+        ts = frame["ts_ms"].to_numpy()
+        start = int(ts[ts >= 0].min()) if (ts >= 0).any() else now
+    start = max(start, now - MAX_HOURS * HOUR_MS)
+    hourly = customers.new_and_returning(frame, first, start, now, HOUR_MS)
+    st.altair_chart(charts_insights.new_returning_chart(hourly), width="stretch")
+    st.caption(
+        "By event time. A customer is new in the hour they were first seen (in everything the feed has read, "
+        f"up to {ROLLUP_DAYS} days back, whatever the filters) and returning in every later hour."
+    )
+
+    st.subheader("By customer type")
+    st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
+    st.subheader(f"The {TOP} most active customers")
+    st.dataframe(customers.top_customers(frame, first, TOP), hide_index=True, column_config=TABLE_COLUMNS)
+
+
+ui.run_live(body, ctx.display)

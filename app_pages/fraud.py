@@ -1,0 +1,86 @@
+"""Fraud: the alert feed, alerts per rule over time, the map behind geo alerts, top customers, one customer."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import analytics, fraud_view, live, ui
+from dashboard.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
+
+FEED_LIMIT = 200
+ALERT_COLUMNS = {
+    "event_time": st.column_config.DatetimeColumn("event time", format="YYYY-MM-DD HH:mm:ss"),
+    "rule": st.column_config.TextColumn("rule"),
+    "customer_id": st.column_config.TextColumn("customer"),
+    "evidence": st.column_config.TextColumn("evidence", width="medium"),
+    "transaction_ids": st.column_config.ListColumn("transactions"),
+}
+
+ctx = ui.context()
+st.title("Fraud")
+
+
+def evidence_text(row: dict) -> str:
+    """One line of evidence for an alert row (numbers only)."""
+    if row["rule"] == "velocity":
+        return f"{row['count']:.0f} transactions in {row['span_seconds']:.1f} s"
+    if row["rule"] == "geo_impossible":
+        return f"{row['distance_km']:,.1f} km apart in {row['minutes']:.2f} min"
+    return f"{row['amount']:,.0f} IRR vs average {row['average']:,.0f} ({row['ratio']:.1f}x)"
+
+
+def fraud() -> None:
+    """Everything below the title; refreshed in place."""
+    alerts = live.alert_log(ctx.settings).snapshot()
+    sel = ui.select(ctx)
+    if sel is not None and sel.count < len(sel.snapshot):
+        alerts = fraud_view.restrict_to_rows(alerts, sel.snapshot, sel.mask)
+        st.caption("Alerts naming at least one of the filtered transactions.")
+    if alerts.empty:
+        st.info("No fraud alert yet. They appear here within seconds of the ingest worker raising them.")
+        return
+    counts = alerts["rule"].value_counts()
+    cols = st.columns(1 + len(FRAUD_RULES))
+    with cols[0]:
+        ui.metric("Alerts", f"{len(alerts):,}")
+    for col, rule in zip(cols[1:], FRAUD_RULES, strict=True):
+        with col:
+            ui.metric(rule, f"{int(counts.get(rule, 0)):,}", help=FRAUD_EXPLANATIONS[rule])
+
+    st.subheader("Latest alerts")
+    latest = alerts.tail(FEED_LIMIT).iloc[::-1]
+    table = latest[["event_time", "rule", "customer_id", "transaction_ids"]].copy()
+    table["rule"] = table["rule"].astype(str)
+    table["evidence"] = [evidence_text(r) for r in latest.to_dict("records")]
+    table["transaction_ids"] = [list(ids) for ids in table["transaction_ids"]]
+    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=300)
+
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(fraud_view.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
+        st.subheader("Customers with most alerts")
+        top = fraud_view.top_customers(alerts)
+        st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
+    with right:
+        snapshot = ctx.source.buffer.snapshot()
+        points = fraud_view.geo_points(alerts, snapshot)
+        if len(points):
+            st.altair_chart(fraud_view.geo_chart(points), width="stretch")
+        else:
+            st.caption("No geographical alert with its transactions still buffered.")
+
+    st.subheader("One customer")
+    customers = top["customer_id"].tolist()
+    chosen = st.selectbox("Customer", customers, key="fraud_customer") if customers else None
+    if chosen is not None:
+        snapshot = ctx.source.buffer.snapshot()
+        rows = np.flatnonzero(fraud_view.customer_rows(snapshot, chosen))
+        if len(rows):
+            columns = ["ts", "kafka_ts", "merchant_id", "payment_method", "status", "amount", "lat", "lng"]
+            columns.append("error_mask")
+            table = analytics.feed_table(snapshot.frame(columns, rows=rows[::-1][:FEED_LIMIT]))
+            st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+        else:
+            st.caption("None of this customer's transactions is buffered any more.")
+
+
+ui.run_live(fraud, ctx.display)

@@ -1,0 +1,172 @@
+"""Altair chart builders of the Commissions, Customers and Volume pages: typed pure functions.
+
+Each takes the small, already aggregated output of `dashboard.commissions`,
+`dashboard.customers` or `dashboard.volume` (at most a few hundred rows) and
+returns an `alt.Chart`; none touches raw rows or Streamlit. Text from
+messages (merchant and customer ids) reaches the browser only as chart data.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboard.analytics import MISSING
+from dashboard.charts import IRR, TIME_AXIS
+from dashboard.schema import COMMISSION_TYPES
+from dashboard.volume import WEEKDAYS
+
+TYPE_DOMAIN = [*COMMISSION_TYPES, MISSING]
+TYPE_COLOURS = alt.Scale(domain=TYPE_DOMAIN, range=["#4c78a8", "#f58518", "#54a24b", "#9d9d9d"])
+SCHEME_COLOURS = alt.Scale(domain=["actual", *COMMISSION_TYPES], range=["#9ca3af", "#4c78a8", "#f58518", "#54a24b"])
+KIND_COLOURS = alt.Scale(domain=["new", "returning"], range=["#e45756", "#4c78a8"])
+PEAK_COLOURS = alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])
+BAR = "#4c78a8"
+
+
+def _time_axis(series: pd.DataFrame) -> alt.Axis:
+    """Hours and minutes for spans under a day, dates beyond."""
+    if len(series) and (series["time"].max() - series["time"].min()) > pd.Timedelta(days=1):
+        return alt.Axis(title=None, format="%b %d %H:%M", labelOverlap=True)
+    return TIME_AXIS
+
+
+def _present(values: pd.Series) -> list[str]:
+    """The commission types among `values`, in the colour scale's order (the legend shows only these)."""
+    seen = set(values)
+    return [v for v in TYPE_DOMAIN if v in seen]
+
+
+def commission_chart(series: pd.DataFrame) -> alt.Chart:
+    """Stacked bars of commission per minute by commission type (from `commissions.per_minute_by_type`)."""
+    return (
+        alt.Chart(series, title="Commission per minute by commission type")
+        .mark_bar()
+        .encode(
+            x=alt.X("time:T", axis=_time_axis(series)),
+            y=alt.Y("per_minute:Q", stack="zero", title="IRR per minute"),
+            color=alt.Color(
+                "commission_type:N",
+                scale=TYPE_COLOURS,
+                legend=alt.Legend(title=None, orient="top", values=_present(series["commission_type"])),
+            ),
+            tooltip=[
+                alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("commission_type:N", title="type"),
+                alt.Tooltip("commission:Q", format=IRR, title="commission (IRR)"),
+                alt.Tooltip("per_minute:Q", format=IRR, title="per minute (IRR)"),
+            ],
+        )
+        .properties(height=260)
+    )
+
+
+def what_if_chart(long: pd.DataFrame) -> alt.Chart:
+    """Columns of the actual commission and each scheme's (from `commissions.what_if_long`)."""
+    return (
+        alt.Chart(long, title="Commission under each scheme")
+        .mark_bar()
+        .encode(
+            x=alt.X("scheme:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("commission:Q", title="IRR", axis=alt.Axis(format="~s")),
+            color=alt.Color("scheme:N", scale=SCHEME_COLOURS, legend=None),
+            tooltip=[
+                alt.Tooltip("scheme:N"),
+                alt.Tooltip("commission:Q", format=IRR, title="commission (IRR)"),
+                alt.Tooltip("ratio:Q", format=".3%", title="of the amount"),
+            ],
+        )
+        .properties(height=260)
+    )
+
+
+def histogram_chart(table: pd.DataFrame) -> alt.Chart:
+    """Bars of customers by their number of transactions (from `customers.histogram`)."""
+    ranges = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in zip(table["low"], table["high"], strict=True)]
+    return (
+        alt.Chart(table.assign(transactions=ranges), title="Transactions per customer")
+        .mark_bar(color=BAR)
+        .encode(
+            x=alt.X("transactions:O", sort=None, title="transactions", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("customers:Q", title="customers"),
+            tooltip=[alt.Tooltip("transactions:O"), alt.Tooltip("customers:Q", format=",")],
+        )
+        .properties(height=240)
+    )
+
+
+def active_chart(series: pd.DataFrame, title: str) -> alt.Chart:
+    """Bars of distinct customers per bin (from `customers.active`)."""
+    return (
+        alt.Chart(series, title=title)
+        .mark_bar(color=BAR)
+        .encode(
+            x=alt.X("time:T", axis=_time_axis(series)),
+            y=alt.Y("customers:Q", title="customers"),
+            tooltip=[alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"), alt.Tooltip("customers:Q")],
+        )
+        .properties(height=240)
+    )
+
+
+def new_returning_chart(series: pd.DataFrame) -> alt.Chart:
+    """Stacked bars of active customers per hour, new and returning (from `customers.new_and_returning`)."""
+    return (
+        alt.Chart(series, title="Active customers per hour: new and returning")
+        .mark_bar()
+        .encode(
+            x=alt.X("time:T", axis=_time_axis(series)),
+            y=alt.Y("customers:Q", stack="zero", title="customers"),
+            color=alt.Color("kind:N", scale=KIND_COLOURS, legend=alt.Legend(title=None, orient="top")),
+            order=alt.Order("kind:N", sort="descending"),
+            tooltip=[
+                alt.Tooltip("time:T", title="hour from", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("kind:N"),
+                alt.Tooltip("customers:Q", format=","),
+            ],
+        )
+        .properties(height=260)
+    )
+
+
+def peaks_chart(series: pd.DataFrame, title: str, time_format: str) -> alt.Chart:
+    """Bars of transactions per bin, the peaks in red (from `volume.live` or `volume.hourly`).
+
+    One layer only: a second layer of labels would double the render cost.
+    """
+    return (
+        alt.Chart(series, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("time:T", axis=_time_axis(series)),
+            y=alt.Y("count:Q", title="transactions"),
+            color=alt.Color("peak:N", scale=PEAK_COLOURS, legend=None),
+            tooltip=[
+                alt.Tooltip("time:T", title="from", format=time_format),
+                alt.Tooltip("count:Q", format=","),
+                alt.Tooltip("peak:N"),
+            ],
+        )
+        .properties(height=240)
+    )
+
+
+def heatmap_chart(table: pd.DataFrame) -> alt.Chart:
+    """Weekday x hour heatmap of the average transactions per hour (from `volume.heatmap`)."""
+    return (
+        alt.Chart(table, title="Average transactions per hour, by weekday and hour (Tehran time)")
+        .mark_rect()
+        .encode(
+            x=alt.X("hour:O", title="hour of day (Tehran, UTC+03:30)"),
+            y=alt.Y("weekday:O", sort=list(WEEKDAYS), title=None, axis=alt.Axis(labelOverlap=False)),
+            color=alt.Color("average:Q", title="per hour", scale=alt.Scale(scheme="blues")),
+            tooltip=[
+                alt.Tooltip("weekday:O"),
+                alt.Tooltip("hour:O"),
+                alt.Tooltip("average:Q", format=",.1f", title="average per hour"),
+                alt.Tooltip("count:Q", format=",", title="transactions"),
+                alt.Tooltip("hours:Q", title="hours seen"),
+            ],
+        )
+        .properties(height=alt.Step(28))  # a band per weekday: a fixed height is not kept for bands
+    )

@@ -1,0 +1,249 @@
+"""Customer analytics: pure functions of buffered rows, no Streamlit.
+
+Inputs are frames from `Snapshot.frame` (categorical customer_id,
+customer_type, payment_method, status, whose code 0 is the missing value
+"", as in every buffer dictionary; float amount; epoch-ms ts_ms).
+Groupings run on categorical codes with numpy, never on strings. Rows
+without a customer id (code 0) are left out of every per-customer figure. Times are
+EVENT times (ts_ms); rows without one (ts_ms < 0) are left out of the time
+series.
+
+"New" and "returning" rest on each customer's first-seen time: the earliest
+event time the rollups hold for them (every transaction the feed has read,
+whatever the filters), else the earliest in the rows given. A customer is
+new in the bin holding their first-seen time and returning in every later one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dashboard.analytics import MISSING
+from dashboard.history import times
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+MAX_BARS = 40  # histogram bars at most
+DENSE_CELLS = 8_000_000  # distinct pairs through a dense table up to this many cells (8 MB)
+KINDS = ("new", "returning")
+
+
+def _codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Index]:
+    cat = frame[column].array  # a Categorical (cheaper than the .cat accessor)
+    return np.asarray(cat.codes), cat.categories
+
+
+def transactions_per_customer(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Return (customer codes present, their transaction counts), the missing id left out."""
+    codes, names = _codes(frame, "customer_id")
+    count = np.bincount(codes, minlength=len(names))
+    count[:1] = 0  # code 0: no customer id
+    present = np.flatnonzero(count)
+    return present, count[present]
+
+
+def histogram(frame: pd.DataFrame, max_bars: int = MAX_BARS) -> pd.DataFrame:
+    """Return how many customers made how many transactions: low, high (inclusive), customers.
+
+    One bar per count while the largest count is at most `max_bars`, else
+    bars `ceil(largest / max_bars)` counts wide; empty bars are kept.
+    """
+    _, counts = transactions_per_customer(frame)
+    if len(counts) == 0:
+        return pd.DataFrame({"low": [], "high": [], "customers": []}, dtype=np.int64)
+    width = max(1, -(-int(counts.max()) // max_bars))
+    bars = np.bincount((counts - 1) // width)
+    low = np.arange(len(bars)) * width + 1
+    return pd.DataFrame({"low": low, "high": low + width - 1, "customers": bars.astype(np.int64)})
+
+
+def first_seen_ms(first_seen: pd.Series, frame: pd.DataFrame) -> np.ndarray:
+    """Return the first-seen time (epoch ms) of each customer code of `frame`.
+
+    From `first_seen` (customer_id -> first minute, the rollups'), else the
+    earliest event time of the code in `frame`; -1 when neither knows it.
+    """
+    codes, names = _codes(frame, "customer_id")
+    ts = frame["ts_ms"].to_numpy()
+    earliest = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    timed = ts >= 0
+    np.minimum.at(earliest, codes[timed], ts[timed])
+    known = first_seen.reindex(pd.Index(names, dtype=object)).to_numpy(dtype=np.float64)
+    has = np.isfinite(known)
+    out = earliest.copy()
+    out[has] = np.minimum(known[has].astype(np.int64) * MINUTE_MS, earliest[has])  # a row may predate the rollups
+    out[out == np.iinfo(np.int64).max] = -1
+    return out
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct (a, b) pairs of non-negative codes (b < kb), sorted by a then b.
+
+    Marks a dense table of a x b cells when it is small (no sort: linear),
+    else falls back to np.unique.
+    """
+    if len(a) == 0:
+        return a.astype(np.int64), b.astype(np.int64)
+    keys = a.astype(np.int64) * kb + b
+    cells = (int(a.max()) + 1) * kb
+    if cells <= DENSE_CELLS:
+        seen = np.zeros(cells, dtype=bool)
+        seen[keys] = True
+        keys = np.flatnonzero(seen)
+    else:
+        keys = np.unique(keys)
+    return keys // kb, keys % kb
+
+
+def _pairs(frame: pd.DataFrame, start_ms: int, end_ms: int, width_ms: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Distinct (bin, customer code) pairs of timed rows with an id: bins, codes, bin count, first bin number."""
+    codes, names = _codes(frame, "customer_id")
+    ts = frame["ts_ms"].to_numpy()
+    first = start_ms // width_ms
+    nb = int(end_ms // width_ms - first + 1)
+    index = ts // width_ms - first
+    rows = (ts >= 0) & (codes > 0) & (index >= 0) & (index < nb)
+    bins, customer = distinct_pairs(index[rows], codes[rows], max(len(names), 1))
+    return bins, customer, nb, int(first)
+
+
+def active(frame: pd.DataFrame, start_ms: int, end_ms: int, width_ms: int) -> pd.DataFrame:
+    """Return distinct customers per bin: time, customers.
+
+    Bins of `width_ms` aligned to it, from the one holding `start_ms` to the
+    one holding `end_ms`, in time order.
+    """
+    bins, _, nb, first = _pairs(frame, start_ms, end_ms, width_ms)
+    starts = times(np.arange(first, first + nb, dtype=np.int64) * width_ms)
+    return pd.DataFrame({"time": starts, "customers": np.bincount(bins, minlength=nb).astype(np.int64)})
+
+
+def new_and_returning(
+    frame: pd.DataFrame, first_ms: np.ndarray, start_ms: int, end_ms: int, width_ms: int
+) -> pd.DataFrame:
+    """Return distinct customers per bin, split into new and returning: time, kind, customers.
+
+    Bins as `active`. `first_ms`: first-seen time per customer code (see
+    `first_seen_ms`); a customer is new in the bin holding it (or when it is
+    unknown or later), returning after. Every bin appears once per kind, all
+    "new" rows first.
+    """
+    bins, customer, nb, first = _pairs(frame, start_ms, end_ms, width_ms)
+    seen = first_ms[customer]
+    new = (seen < 0) | (seen // width_ms - first >= bins)
+    counts = {"new": np.bincount(bins[new], minlength=nb), "returning": np.bincount(bins[~new], minlength=nb)}
+    starts = times(np.arange(first, first + nb, dtype=np.int64) * width_ms)
+    return pd.DataFrame(
+        {
+            "time": np.tile(starts, len(KINDS)),
+            "kind": np.repeat(list(KINDS), nb),
+            "customers": np.concatenate([counts[k] for k in KINDS]).astype(np.int64),
+        }
+    )
+
+
+def recent(frame: pd.DataFrame, first_ms: np.ndarray, since_ms: int, now_ms: int) -> tuple[int, int]:
+    """Return (active, new): distinct customers with a transaction in (since_ms, now_ms], and those first seen then."""
+    codes, _ = _codes(frame, "customer_id")
+    ts = frame["ts_ms"].to_numpy()
+    active = np.unique(codes[(ts > since_ms) & (ts <= now_ms) & (codes > 0)])
+    return len(active), int(np.count_nonzero(first_ms[active] > since_ms))
+
+
+def _mode(groups: np.ndarray, values: np.ndarray, labels: pd.Index, k: int) -> np.ndarray:
+    """Most frequent label of `values` in each of `k` groups (ties: alphabetical; "" when the group is empty)."""
+    order = np.argsort(np.asarray(labels, dtype=object).astype(str), kind="stable")
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels))
+    table = np.bincount(groups * len(labels) + rank[values], minlength=k * len(labels)).reshape(k, len(labels))
+    best = order[np.argmax(table, axis=1)]
+    out = np.asarray(labels, dtype=object)[best]
+    out[table.sum(axis=1) == 0] = ""
+    return out
+
+
+def _approval(groups: np.ndarray, status: pd.Series, k: int) -> np.ndarray:
+    """Approved among rows with a status, per group (NaN when none has one)."""
+    codes = status.cat.codes.to_numpy()
+    categories = list(status.cat.categories)
+    with_status = np.bincount(groups[codes > 0], minlength=k)
+    approved_code = categories.index("approved") if "approved" in categories else -1
+    approved = np.bincount(groups[codes == approved_code], minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(with_status > 0, approved / np.maximum(with_status, 1), np.nan)
+
+
+def by_type(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return behaviour by customer type (customer_type, customer_id, amount, status, payment_method).
+
+    Columns customer_type, customers (distinct ids), transactions, share,
+    per_customer, average_amount (known amounts), approval_rate (approved
+    among rows with a status), preferred_method (most used; ties alphabetical).
+    Sorted by transactions, most first; the empty type is labelled MISSING.
+    """
+    groups, labels = _codes(frame, "customer_type")
+    k = len(labels)
+    count = np.bincount(groups, minlength=k)
+    customer, names = _codes(frame, "customer_id")
+    has_id = customer > 0
+    distinct = np.bincount(distinct_pairs(groups[has_id], customer[has_id], max(len(names), 1))[0], minlength=k)
+    amount = frame["amount"].to_numpy()
+    finite = np.isfinite(amount)
+    total = np.bincount(groups[finite], weights=amount[finite], minlength=k)
+    priced = np.bincount(groups[finite], minlength=k)
+    methods, method_labels = _codes(frame, "payment_method")
+    preferred = _mode(groups, methods, method_labels, k)
+    approval = _approval(groups, frame["status"], k)
+    present = np.flatnonzero(count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame(
+            {
+                "customer_type": [str(labels[i]) or MISSING for i in present],
+                "customers": distinct[present].astype(np.int64),
+                "transactions": count[present].astype(np.int64),
+                "share": count[present] / max(len(groups), 1),
+                "per_customer": np.where(distinct[present] > 0, count[present] / distinct[present], np.nan),
+                "average_amount": np.where(priced[present] > 0, total[present] / priced[present], np.nan),
+                "approval_rate": approval[present],
+                "preferred_method": [str(m) or MISSING for m in preferred[present]],
+            }
+        )
+    return out.sort_values(["transactions", "customer_type"], ascending=[False, True], ignore_index=True)
+
+
+def top_customers(frame: pd.DataFrame, first_ms: np.ndarray, n: int = 10) -> pd.DataFrame:
+    """Return the `n` customers with the most transactions (ties by id).
+
+    Columns customer_id, transactions, total_amount, average_amount,
+    approval_rate, customer_type and preferred_method (most frequent; ties
+    alphabetical), first_seen (UTC; NaT when unknown).
+    """
+    present, counts = transactions_per_customer(frame)
+    customer, names = _codes(frame, "customer_id")
+    cutoff = np.partition(counts, len(counts) - n)[len(counts) - n] if len(counts) > n else 0
+    candidates = np.flatnonzero(counts >= cutoff)  # the top n and their ties: few
+    order = sorted(candidates.tolist(), key=lambda i: (-counts[i], str(names[present[i]])))[:n]
+    chosen = present[order]
+    k = len(names)
+    amount = frame["amount"].to_numpy()
+    finite = np.isfinite(amount)
+    total = np.bincount(customer[finite], weights=amount[finite], minlength=k)
+    priced = np.bincount(customer[finite], minlength=k)
+    types, type_labels = _codes(frame, "customer_type")
+    methods, method_labels = _codes(frame, "payment_method")
+    seen = first_ms[chosen].astype(np.int64)
+    first = times(np.where(seen >= 0, seen, 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "customer_id": [str(names[i]) for i in chosen],
+                "transactions": counts[order].astype(np.int64),
+                "total_amount": total[chosen],
+                "average_amount": np.where(priced[chosen] > 0, total[chosen] / priced[chosen], np.nan),
+                "approval_rate": _approval(customer, frame["status"], k)[chosen],
+                "customer_type": _mode(customer, types, type_labels, k)[chosen],
+                "preferred_method": _mode(customer, methods, method_labels, k)[chosen],
+                "first_seen": first.where(seen >= 0),
+            }
+        )
