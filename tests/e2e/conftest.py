@@ -8,8 +8,6 @@ session, with every dialog recorded. Failures carry the server's log tail.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,15 +22,12 @@ from tests.e2e.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ROOT,
-    START_TIMEOUT,
-    STOP_TIMEOUT,
     VIEWPORT,
     App,
     Dataset,
     Session,
-    free_port,
-    healthy,
     make_events,
+    running_app,
 )
 from tests.kafka.kafkatools import create_topic, produce
 
@@ -81,30 +76,8 @@ def dataset(e2e_env: dict[str, str]) -> Dataset:
 @pytest.fixture(scope="module")
 def app(e2e_env: dict[str, str], dataset: Dataset) -> Iterator[App]:
     """`streamlit run app.py` on a free port, reading the data set; stopped (terminate, then kill) at the end."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = ARTIFACTS / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=e2e_env, stdout=out, stderr=subprocess.STDOUT)
-    server = App(f"http://localhost:{port}", log, process)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not healthy(server.url):
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy within {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
-            time.sleep(0.2)
+    with running_app(e2e_env, ARTIFACTS / "streamlit.log") as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

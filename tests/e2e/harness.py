@@ -5,17 +5,22 @@ Plain code, no fixtures (those are in conftest.py), so the tests can import it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+import sys
+import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pandas as pd
+import pytest
 from playwright.sync_api import Page
 
 from dashboard.columns import RawMessage
@@ -152,6 +157,34 @@ class App:
         """The last `lines` lines of the server's output."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_app(env: dict[str, str], log: Path) -> Iterator[App]:
+    """Run `streamlit run app.py` on a free port with `env` until the block ends (terminate, then kill)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = App(f"http://localhost:{port}", log, process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not healthy(server.url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy within {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
 
 
 def healthy(url: str) -> bool:
