@@ -176,30 +176,14 @@ class Banner:
     text: str
 
 
-#: Health attribute names as briefed, then as dashboard.health.Health spells them.
-_ALIASES = {
-    "last_message_age_s": ("last_message_age_s", "last_message_age"),
-    "newest_kafka_ts_age_s": ("newest_kafka_ts_age_s", "newest_kafka_age"),
-    "lag_by_partition": ("lag_by_partition", "lag"),
-    "invalid_by_code": ("invalid_by_code", "invalid_counts"),
-    "total_messages": ("total_messages", "messages_total"),
-    "ingest_group_lag": ("ingest_group_lag", "ingest_lag"),
-    "error_log_records": ("error_log_records", "error_records"),
-}
-
-
 def _get(health: Any, name: str) -> Any:
-    """Return a health attribute by any of its names, None when the report lacks it."""
-    for alias in _ALIASES.get(name, (name,)):
-        value = getattr(health, alias, None)
-        if value is not None:
-            return value
-    return None
+    """Return a `dashboard.health.Health` attribute, None when the report (or the attribute) is missing."""
+    return getattr(health, name, None)
 
 
 def invalid_by_code(health: Any) -> dict[str, int]:
     """Return the report's count of invalid messages per error code ({} when absent)."""
-    return dict(_get(health, "invalid_by_code") or {})
+    return dict(_get(health, "invalid_counts") or {})
 
 
 def duration(seconds: float) -> str:
@@ -235,7 +219,7 @@ def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
         return None
     state = _get(health, "state")
     where = _get(health, "bootstrap") or bootstrap
-    age = _get(health, "last_message_age_s")
+    age = _get(health, "last_message_age")
     message = _get(health, "message")
     if state == "down":
         since = f" ({_age(age)})" if age is not None else ""
@@ -257,14 +241,14 @@ def assess(health: Any, stale_seconds: float, buffered: int, capacity: int) -> l
     """Return the health figures of a feed's report, each with a red/amber/green level."""
     state = _get(health, "state") or "unknown"
     state_level: Level = {"connected": "green", "connecting": "amber", "down": "red"}.get(state, "gray")  # type: ignore[assignment]
-    age = _get(health, "last_message_age_s")
-    kafka_age = _get(health, "newest_kafka_ts_age_s")
+    age = _get(health, "last_message_age")
+    kafka_age = _get(health, "newest_kafka_age")
     rate = _get(health, "messages_per_second")
-    lags: dict[int, int] = dict(_get(health, "lag_by_partition") or {})
+    lags: dict[int, int] = dict(_get(health, "lag") or {})
     total_lag = sum(lags.values()) if lags else None
-    ingest_lag = _get(health, "ingest_group_lag")
-    records = _get(health, "error_log_records")
-    total = _get(health, "total_messages")
+    ingest_lag = _get(health, "ingest_lag")
+    records = _get(health, "error_records")
+    total = _get(health, "messages_total")
 
     def stale_level(seconds: float | None) -> Level:
         if seconds is None:

@@ -174,13 +174,13 @@ def health(**overrides: Any) -> SimpleNamespace:
         "last_error": None,
         "last_error_at": None,
         "messages_per_second": 3.5,
-        "last_message_age_s": 0.4,
-        "newest_kafka_ts_age_s": 0.5,
-        "lag_by_partition": {0: 3, 1: 0, 2: 12},
-        "invalid_by_code": {ERR_AMOUNT: 4, ERR_TIME: 2},
-        "total_messages": 1234,
-        "ingest_group_lag": 40,
-        "error_log_records": 6,
+        "last_message_age": 0.4,
+        "newest_kafka_age": 0.5,
+        "lag": {0: 3, 1: 0, 2: 12},
+        "invalid_counts": {ERR_AMOUNT: 4, ERR_TIME: 2},
+        "messages_total": 1234,
+        "ingest_lag": 40,
+        "error_records": 6,
     }
     fields.update(overrides)
     return SimpleNamespace(**fields)

@@ -123,7 +123,7 @@ def test_changing_a_filter_writes_the_url() -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_empty_buffer_waits_for_transactions(page: str) -> None:
-    source = live.StaticSource(RingBuffer(1000), syn.health(last_message_age_s=None, state="connecting"))
+    source = live.StaticSource(RingBuffer(1000), syn.health(last_message_age=None, state="connecting"))
     at = run(source=source, page=page)
     if page in DATA_PAGES:
         assert any("Waiting for transactions" in t or "Connecting to" in t for t in texts(at))
@@ -138,12 +138,12 @@ def test_empty_buffer_without_health_report() -> None:
 
 
 def test_broker_down_shows_an_error_banner_instead_of_live_numbers() -> None:
-    at = run(source=live.StaticSource(BUFFER, syn.health(state="down", last_message_age_s=300.0)))
+    at = run(source=live.StaticSource(BUFFER, syn.health(state="down", last_message_age=300.0)))
     assert any(e.value.startswith("No broker at localhost:9092, retrying") for e in at.error)
 
 
 def test_stale_feed_shows_a_warning() -> None:
-    at = run(source=live.StaticSource(BUFFER, syn.health(last_message_age_s=60.0)), page="app_pages/validation.py")
+    at = run(source=live.StaticSource(BUFFER, syn.health(last_message_age=60.0)), page="app_pages/validation.py")
     assert any("not live" in w.value for w in at.warning)
 
 
@@ -261,7 +261,7 @@ def test_insight_pages_render(page: str, query: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("page", INSIGHT_PAGES)
 def test_insight_pages_wait_on_an_empty_buffer(page: str) -> None:
-    source = live.StaticSource(RingBuffer(1000), syn.health(last_message_age_s=None, state="connecting"))
+    source = live.StaticSource(RingBuffer(1000), syn.health(last_message_age=None, state="connecting"))
     at = run(source=source, page=page)
     assert any("Waiting for transactions" in t or "Connecting to" in t for t in texts(at))
     assert not at.metric and not charts(at)
