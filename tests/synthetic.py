@@ -184,3 +184,32 @@ def health(**overrides: Any) -> SimpleNamespace:
     }
     fields.update(overrides)
     return SimpleNamespace(**fields)
+
+
+#: Pass as a value to `example_event` to leave that field out.
+DROP = object()
+
+
+def example_event(**changes: Any) -> dict[str, Any]:
+    """The example transaction of DATA.md with `changes` applied (DROP removes a field)."""
+    base: dict[str, Any] = {
+        "transaction_id": "99df9fd3-5866-4137-a94c-74f396ed1783",
+        "timestamp": "2025-04-26T12:19:10.304293Z",
+        "customer_id": "cust_303",
+        "merchant_id": "merch_41",
+        "merchant_category": "food_service",
+        "payment_method": "pos",
+        "amount": 351671,
+        "location": {"lat": 35.670073724546555, "lng": 51.345939574762355},
+        "device_info": {},
+        "status": "approved",
+        "commission_type": "progressive",
+        "commission_amount": 7033,
+        "vat_amount": 31650,
+        "total_amount": 390354,
+        "customer_type": "CIP",
+        "risk_level": 3,
+        "failure_reason": None,
+    }
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not DROP}

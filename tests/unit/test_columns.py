@@ -15,34 +15,11 @@ from dashboard.buffer import CATEGORICAL, ERROR_BITS, NUMERIC, mask_of
 from dashboard.columns import RawMessage, to_batch
 from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from dashboard.validation import check, decode_plain
+from tests.synthetic import DROP
+from tests.synthetic import example_event as event
 
 INGEST = datetime(2025, 4, 26, 12, 20, tzinfo=UTC)
 INGEST_MS = int(INGEST.timestamp() * 1000)
-DROP = object()
-
-
-def event(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "transaction_id": "99df9fd3-5866-4137-a94c-74f396ed1783",
-        "timestamp": "2025-04-26T12:19:10.304293Z",
-        "customer_id": "cust_303",
-        "merchant_id": "merch_41",
-        "merchant_category": "food_service",
-        "payment_method": "pos",
-        "amount": 351671,
-        "location": {"lat": 35.670073724546555, "lng": 51.345939574762355},
-        "device_info": {},
-        "status": "approved",
-        "commission_type": "progressive",
-        "commission_amount": 7033,
-        "vat_amount": 31650,
-        "total_amount": 390354,
-        "customer_type": "CIP",
-        "risk_level": 3,
-        "failure_reason": None,
-    }
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not DROP}
 
 
 def msg(record: dict[str, Any] | bytes | None, ts: int = INGEST_MS, partition: int = 0, offset: int = 0) -> RawMessage:
