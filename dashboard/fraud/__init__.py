@@ -17,17 +17,21 @@ Rules (defaults; each a constructor parameter):
 Event time is the transaction's timestamp field (ms). Events up to 60 s older
 than the customer's newest still count in the windows; older ones are too
 late for velocity and geo (counted in `late_events`) but still count for
-amounts. Each event costs amortised O(1): per-customer deques sorted by time,
-trimmed to the window plus the lateness and to 64 events (a late event walks
-back over the few newer ones; the geo rule compares with the customer's
-events of the last 5 minutes, at most 64), and customers idle longer than
-that dropped, except their running averages (two numbers per customer).
-Measured with bench/fraud.py: about 5 us per event. `inputs` says which
-transactions feed the detectors; a `copy.deepcopy` of a detector is a
-snapshot to rewind to.
+amounts. Each event costs amortised O(1): velocity and geo share one
+per-customer deque sorted by time, trimmed to the longer window plus the
+lateness and to 64 events (a late event walks back over the few newer ones;
+the geo rule compares with the customer's events of the last 5 minutes, at
+most 64, only when a box around them spans more than 50 km), and customers
+idle longer than that dropped, except their running averages (two numbers
+per customer). `FraudDetector` (`combined`) takes exact shortcuts; the
+single-rule detectors, which run their rule on every event, are the
+reference it is tested against. Measured with bench/fraud.py: about 2 us
+per event. `inputs` says which transactions feed the detectors;
+a `copy.deepcopy` of a detector is a snapshot to rewind to.
 """
 
-from dashboard.fraud.detectors import AmountDetector, FraudDetector, StateSize, VelocityDetector
+from dashboard.fraud.combined import FraudDetector, StateSize
+from dashboard.fraud.detectors import AmountDetector, VelocityDetector
 from dashboard.fraud.geo import GeoDetector, haversine_km
 from dashboard.fraud.inputs import FraudInput, detector_input, plain_input
 from dashboard.fraud.rules import (

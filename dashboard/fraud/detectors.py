@@ -1,14 +1,16 @@
-"""Velocity and amount-anomaly detectors, and `FraudDetector`, which runs all three rules. Pure."""
+"""Velocity and amount-anomaly detectors. Pure.
+
+Each runs its rule over its own state on every event. `FraudDetector`
+(dashboard.fraud.combined) runs `VelocityDetector.judge` over a window shared
+with the geo rule, and the amount rule's bookkeeping inlined.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any
 
-from dashboard.fraud.geo import GeoDetector
 from dashboard.fraud.rules import (
     AMOUNT_RATIO,
-    GEO_MAX_KM,
-    GEO_WINDOW_MS,
     LATENESS_MS,
     MAX_KEPT,
     MIN_HISTORY,
@@ -17,7 +19,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
-from dashboard.fraud.windows import CustomerWindows
+from dashboard.fraud.windows import CustomerWindows, Recent
 from dashboard.schema import FRAUD_AMOUNT, FRAUD_VELOCITY
 
 
@@ -56,7 +58,16 @@ class VelocityDetector:
         placed = self.windows.insert(customer, t, (t, tid))
         if placed is None:
             return None
-        recent, i = placed
+        return self.judge(customer, *placed)
+
+    def judge(self, customer: str, recent: Recent[Any], i: int) -> Alert | None:
+        """The alert of the event just inserted at `recent.events[i]`, if any; notes it in `recent.mark`.
+
+        Entries are (time, transaction id, ...). The window may hold events
+        older than this rule's horizon (a window shared with a longer rule):
+        they cannot complete a run with an accepted event, being at least
+        `window_ms` older than it.
+        """
         events = recent.events
         k = self.max_count + 1
         n = len(events)
@@ -101,92 +112,38 @@ class AmountDetector:
             raise ValueError("min_history must be at least 1")
         self.ratio = ratio
         self.min_history = min_history
-        self._stats: dict[str, list[float]] = {}
+        #: customer -> [count, sum] of the amounts seen.
+        self.stats: dict[str, list[float]] = {}
 
     def observe(self, tx: TransactionLike) -> Alert | None:
         """Judge `tx` against its customer's average, then add it; return the alert, if any."""
         customer, tid, t, amount = tx.customer_id, tx.transaction_id, tx.timestamp_ms, tx.amount
         if customer is None or tid is None or t is None or amount is None:
             return None
-        stats = self._stats.get(customer)
+        stats = self.stats.get(customer)
         if stats is None:
-            self._stats[customer] = [1, amount]
+            self.stats[customer] = [1, amount]
             return None
         count, total = stats
         alert = None
         if count >= self.min_history and amount * count > self.ratio * total:
-            average = total / count
-            evidence = {
-                "amount": amount,
-                "average": round(average, 2),
-                "ratio": round(amount / average, 4) if average else None,
-                "history": int(count),
-            }
-            alert = Alert(FRAUD_AMOUNT, customer, (tid,), evidence, t)
+            alert = self.alert(customer, tid, t, amount, count, total)
         stats[0] = count + 1
         stats[1] = total + amount
         return alert
 
+    @staticmethod
+    def alert(customer: str, tid: str, t: int, amount: float, count: float, total: float) -> Alert:
+        """The alert of an amount judged anomalous against `count` earlier transactions summing to `total`."""
+        average = total / count
+        evidence = {
+            "amount": amount,
+            "average": round(average, 2),
+            "ratio": round(amount / average, 4) if average else None,
+            "history": int(count),
+        }
+        return Alert(FRAUD_AMOUNT, customer, (tid,), evidence, t)
+
     def customers(self) -> int:
         """Customers with a running average."""
-        return len(self._stats)
-
-
-class StateSize(NamedTuple):
-    """How much a FraudDetector holds: averages, and customers and events in each window."""
-
-    averages: int
-    velocity_customers: int
-    velocity_events: int
-    geo_customers: int
-    geo_events: int
-
-
-class FraudDetector:
-    """The three rules of DATA.md over one stream of transactions (feed one per Kafka partition).
-
-    `observe(tx)` returns the alerts of `tx`, in the order velocity,
-    geo_impossible, amount_anomaly. Transactions without transaction_id,
-    customer_id or timestamp_ms are ignored; one without coordinates skips
-    the geo rule, one without amount the amount rule. Deterministic: the same
-    input gives the same alerts (event time only, no wall clock).
-    """
-
-    def __init__(
-        self,
-        *,
-        velocity_count: int = VELOCITY_MAX_COUNT,
-        velocity_window_ms: int = VELOCITY_WINDOW_MS,
-        geo_km: float = GEO_MAX_KM,
-        geo_window_ms: int = GEO_WINDOW_MS,
-        amount_ratio: float = AMOUNT_RATIO,
-        min_history: int = MIN_HISTORY,
-        lateness_ms: int = LATENESS_MS,
-        max_kept: int = MAX_KEPT,
-    ) -> None:
-        self.velocity = VelocityDetector(velocity_count, velocity_window_ms, lateness_ms, max_kept)
-        self.geo = GeoDetector(geo_km, geo_window_ms, lateness_ms, max_kept)
-        self.amount = AmountDetector(amount_ratio, min_history)
-
-    def observe(self, tx: TransactionLike) -> list[Alert]:
-        """Judge one transaction under every rule and remember it; return its alerts (usually [])."""
-        alerts = []
-        alert = self.velocity.observe(tx)
-        if alert is not None:
-            alerts.append(alert)
-        alert = self.geo.observe(tx)
-        if alert is not None:
-            alerts.append(alert)
-        alert = self.amount.observe(tx)
-        if alert is not None:
-            alerts.append(alert)
-        return alerts
-
-    @property
-    def late_events(self) -> int:
-        """Transactions too late (beyond lateness_ms) for the velocity window; they still count for amounts."""
-        return self.velocity.windows.late
-
-    def state_size(self) -> StateSize:
-        """Sizes of the state held; O(customers), for tests and monitoring."""
-        return StateSize(self.amount.customers(), *self.velocity.windows.size(), *self.geo.windows.size())
+        return len(self.stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from dashboard.fraud.rules import (
     EARTH_RADIUS_KM,
@@ -13,7 +14,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
-from dashboard.fraud.windows import CustomerWindows
+from dashboard.fraud.windows import CustomerWindows, Recent
 from dashboard.schema import FRAUD_GEO
 
 _RAD = math.pi / 180.0
@@ -31,8 +32,9 @@ def _haversine(phi1: float, lam1: float, cos1: float, phi2: float, lam2: float, 
     return _DIAMETER_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
-#: What the geo window keeps per event: time (ms), latitude and longitude in radians, cos(latitude), transaction id.
-_Point = tuple[int, float, float, float, str]
+#: What the geo window keeps per event: time (ms), transaction id, latitude and longitude in radians, cos(latitude).
+#: A window shared with the velocity rule (FraudDetector) also holds unlocated events: (time, id, None, None, None).
+_Point = tuple[int, str, float, float, float]
 
 
 class GeoDetector:
@@ -55,7 +57,7 @@ class GeoDetector:
     ) -> None:
         self.max_km = max_km
         self.window_ms = window_ms
-        self._near = max_km / EARTH_RADIUS_KM  # radians
+        self.near = max_km / EARTH_RADIUS_KM  # radians
         self.windows: CustomerWindows[_Point] = CustomerWindows(window_ms, lateness_ms, max_kept)
 
     def observe(self, tx: TransactionLike) -> Alert | None:
@@ -63,22 +65,28 @@ class GeoDetector:
         customer, tid, t, lat, lng = tx.customer_id, tx.transaction_id, tx.timestamp_ms, tx.lat, tx.lng
         if customer is None or tid is None or t is None or lat is None or lng is None:
             return None
-        phi, lam = lat * _RAD, lng * _RAD
-        cos_phi = math.cos(phi)
-        placed = self.windows.insert(customer, t, (t, phi, lam, cos_phi, tid))
+        phi = lat * _RAD
+        placed = self.windows.insert(customer, t, (t, tid, phi, lng * _RAD, math.cos(phi)))
         if placed is None:
             return None
-        recent, i = placed
+        return self.judge(customer, *placed)
+
+    def judge(self, customer: str, recent: Recent[Any], i: int) -> Alert | None:
+        """The alert of the located event just inserted at `recent.events[i]`, if any; compares it with every other.
+
+        Unlocated entries (None coordinates) are passed over.
+        """
         events = recent.events
+        t, tid, phi, lam, cos_phi = events[i]
         window = self.window_ms
-        near = self._near
+        near = self.near
         best_km = self.max_km
         partner: tuple[int, str] | None = None
         for j in range(len(events) - 1, -1, -1):  # newest first; stop at the window's far end
-            tj, phi2, lam2, cos2, tid2 = events[j]
+            tj, tid2, phi2, lam2, cos2 = events[j]
             if tj <= t - window:
                 break
-            if j == i or tj >= t + window:
+            if j == i or tj >= t + window or phi2 is None:
                 continue
             # Cheap upper bound (meridian arc, then parallel arc at the wider latitude): most pairs stop here.
             if abs(phi2 - phi) + (cos2 if cos2 > cos_phi else cos_phi) * abs(lam2 - lam) <= near:
@@ -92,3 +100,28 @@ class GeoDetector:
         ids = (tid2, tid) if tj <= t else (tid, tid2)
         evidence = {"distance_km": round(best_km, 3), "minutes": round(abs(t - tj) / 60_000, 3)}
         return Alert(FRAUD_GEO, customer, ids, evidence, max(t, tj))
+
+
+def fit_box(recent: Recent[Any]) -> None:
+    """Fit `recent`'s box to the located entries it holds (see dashboard.fraud.combined).
+
+    An entry with a NaN coordinate is every other's partner at the antipode
+    (`_haversine` clamps the NaN to 1), so it makes the box NaN (in `hi_phi`,
+    which growing never overwrites), and the rule runs on every event until
+    that entry leaves.
+    """
+    lo_phi = lo_lam = math.inf
+    hi_phi = hi_lam = -math.inf
+    hi_cos = 0.0
+    for _, _, phi, lam, cos_phi in recent.events:
+        if phi is None:
+            continue
+        if math.isnan(phi) or math.isnan(lam):
+            hi_phi = math.nan
+            break
+        lo_phi = min(lo_phi, phi)
+        hi_phi = max(hi_phi, phi)
+        lo_lam = min(lo_lam, lam)
+        hi_lam = max(hi_lam, lam)
+        hi_cos = max(hi_cos, cos_phi)
+    recent.lo_phi, recent.hi_phi, recent.lo_lam, recent.hi_lam, recent.hi_cos = lo_phi, hi_phi, lo_lam, hi_lam, hi_cos

@@ -1,10 +1,14 @@
 """Per-customer recent events in event-time order, bounded in time and count. Pure.
 
-Shared by the velocity and geo detectors. Each customer keeps a deque of
-entries, tuples whose first element is the event time in ms, sorted by time. An event arriving out of order is
-inserted in place, searching from the newest end, so an event a few seconds
-late costs a few steps; an event more than `lateness_ms` older than the
-customer's newest is refused ("too late") and only counted.
+`FraudDetector` keeps one such window for the velocity and geo rules together
+(its horizon is the longer rule window; velocity reads only its recent part)
+and inlines `insert` for a customer's newest event; `VelocityDetector` and
+`GeoDetector` alone keep one each. Each customer keeps a deque of entries,
+tuples whose first element is the event time in ms, sorted by time. An event
+arriving out of order is inserted in place, searching from the newest end, so
+an event a few seconds late costs a few steps; an event more than
+`lateness_ms` older than the customer's newest is refused ("too late") and
+only counted.
 
 Bounds, all in event time (no wall clock, so a replay behaves the same):
 - a customer's deque drops events older than its newest minus
@@ -12,16 +16,21 @@ Bounds, all in event time (no wall clock, so a replay behaves the same):
   horizon_ms of them;
 - at most `max_kept` events per customer (the oldest go first);
 - a customer whose newest event is older than the newest event seen by this
-  object minus (horizon_ms + lateness_ms) is dropped entirely, at the next
-  check (at most one per second of event time). Customers are kept in
-  arrival order (least recently seen first), so this costs amortised O(1)
-  per event. Feed one object per Kafka partition: a partition lagging far
-  behind another would otherwise lose its customers' state early.
+  object minus (horizon_ms + lateness_ms) is dropped entirely, within a
+  second of event time. The check runs at most once per second of event
+  time, over an eviction queue: one bucket per second, each customer filed
+  in the bucket of its newest event (a new one at the next check). When a
+  bucket comes due, its customers are dropped or, if active since, filed
+  again under their newest event: amortised O(1) per event, nothing at all
+  on most events. Feed one object per Kafka partition: a partition lagging
+  far behind another would otherwise lose its customers' state early.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import heapq
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 #: An entry: a tuple whose first element is the event time (ms).
@@ -29,18 +38,27 @@ E = TypeVar("E", bound=tuple[Any, ...])
 
 #: Event time before any real one: `Recent.mark` of a customer that never raised an alert.
 NEVER = -(2**62)
-#: Idle customers are looked for at most once per this much event time.
+#: Idle customers are looked for at most once per this much event time; also the eviction bucket width.
 EVICT_EVERY_MS = 1000
+_INF = float("inf")
 
 
 class Recent(Generic[E]):
-    """One customer's recent entries (sorted by event time) and a mark a detector may use."""
+    """One customer's recent entries (sorted by event time) and what the rules note about them.
 
-    __slots__ = ("events", "mark")
+    `mark` is the velocity rule's (end of its last alert window). The box
+    (`lo_phi`..`hi_cos`, radians) is `FraudDetector`'s: it contains every
+    located entry kept (and maybe some dropped), or is NaN (`geo.fit_box`).
+    """
+
+    __slots__ = ("events", "hi_cos", "hi_lam", "hi_phi", "lo_lam", "lo_phi", "mark")
 
     def __init__(self) -> None:
         self.events: deque[E] = deque()
         self.mark = NEVER
+        self.lo_phi = self.lo_lam = _INF  # the empty box
+        self.hi_phi = self.hi_lam = -_INF
+        self.hi_cos = 0.0  # at least 0, so that hi_cos * (hi_lam - lo_lam) bounds every pair's term, cos < 0 too
 
 
 class CustomerWindows(Generic[E]):
@@ -54,9 +72,12 @@ class CustomerWindows(Generic[E]):
         self.max_kept = max_kept
         self.keep_ms = horizon_ms + lateness_ms
         self.watermark = NEVER
-        self._next_eviction = NEVER
+        self.next_eviction = NEVER  # event time at which `evict_idle` is due
         self.late = 0
-        self._customers: OrderedDict[str, Recent[E]] = OrderedDict()
+        self.customers: dict[str, Recent[E]] = {}
+        self._due: dict[int, list[str]] = {}  # eviction queue: second of event time -> customers filed there
+        self._seconds: list[int] = []  # heap of the keys of _due
+        self._new: list[str] = []  # customers not filed yet
 
     def insert(self, customer: str, t: int, entry: E) -> tuple[Recent[E], int] | None:
         """Insert `entry` (whose first element is `t`) in time order, after equal times; return window and index.
@@ -64,48 +85,90 @@ class CustomerWindows(Generic[E]):
         None when the event is too late: more than lateness_ms older than the
         customer's newest event, or older than everything kept at max_kept.
         """
-        customers = self._customers
-        recent = customers.get(customer)
+        recent = self.customers.get(customer)
         if recent is None:
-            recent = customers[customer] = Recent()
+            recent = self.customers[customer] = Recent()
+            recent.events.append(entry)
+            self._new.append(customer)
+            i = 0
         else:
-            customers.move_to_end(customer)
-        events = recent.events
-        if not events or events[-1][0] <= t:
-            events.append(entry)
-            i = len(events) - 1
-        else:
-            if t < events[-1][0] - self.lateness_ms:
-                self.late += 1
-                return None
-            i = len(events) - 1
-            while i > 0 and events[i - 1][0] > t:
-                i -= 1
-            events.insert(i, entry)
-        cutoff = events[-1][0] - self.keep_ms
-        while events[0][0] <= cutoff or len(events) > self.max_kept:
-            events.popleft()
-            i -= 1
+            events = recent.events
+            if events[-1][0] <= t:  # the usual case: the customer's newest event
+                events.append(entry)
+                cutoff = t - self.keep_ms
+                while events[0][0] <= cutoff or len(events) > self.max_kept:
+                    events.popleft()
+                i = len(events) - 1
+            else:
+                if t < events[-1][0] - self.lateness_ms:
+                    self.late += 1
+                    return None
+                i = len(events) - 1
+                while i > 0 and events[i - 1][0] > t:
+                    i -= 1
+                events.insert(i, entry)
+                cutoff = events[-1][0] - self.keep_ms
+                while events[0][0] <= cutoff or len(events) > self.max_kept:
+                    events.popleft()
+                    i -= 1
+                if i < 0:  # dropped at once by max_kept
+                    self.late += 1
+                    return None
         if t > self.watermark:
             self.watermark = t
-            if t >= self._next_eviction:  # at most once per second of event time
-                self._next_eviction = t + EVICT_EVERY_MS
-                self._evict_idle()
-        if i < 0:  # dropped at once by max_kept
-            self.late += 1
-            return None
+            if t >= self.next_eviction:
+                self.evict_idle()
         return recent, i
 
-    def _evict_idle(self) -> None:
-        """Drop customers, least recently seen first, whose newest event left the horizon."""
-        customers = self._customers
-        limit = self.watermark - self.keep_ms
-        while customers:
-            first = next(iter(customers))
-            if customers[first].events[-1][0] >= limit:
-                return
-            del customers[first]
+    def evict_idle(self) -> None:
+        """Drop customers whose newest event left the horizon; call when the watermark reaches `next_eviction`.
 
-    def size(self) -> tuple[int, int]:
-        """(customers with state, events kept); O(customers), for tests and monitoring."""
-        return len(self._customers), sum(len(r.events) for r in self._customers.values())
+        New customers wait in `_new` until this files them. A bucket comes due
+        once all of its second is older than the limit; its customers still
+        active are filed again, under their newest event. Each held customer
+        is in `_new` or in exactly one bucket.
+        """
+        self.next_eviction = self.watermark + EVICT_EVERY_MS  # at most once per second of event time
+        limit = self.watermark - self.keep_ms
+        due_before = limit // EVICT_EVERY_MS
+        seconds, due, customers = self._seconds, self._due, self.customers
+        refile, self._new = self._new, []
+        while seconds and seconds[0] < due_before:
+            refile.extend(due.pop(heapq.heappop(seconds)))
+        for customer in refile:
+            newest = customers[customer].events[-1][0]
+            if newest < limit:
+                del customers[customer]
+                continue
+            second = newest // EVICT_EVERY_MS  # >= due_before: not due yet
+            filed = due.get(second)
+            if filed is None:
+                due[second] = [customer]
+                heapq.heappush(seconds, second)
+            else:
+                filed.append(customer)
+
+    def size(self, horizon_ms: int | None = None, where: Callable[[E], bool] | None = None) -> tuple[int, int]:
+        """(customers with state, events kept); O(customers), for tests and monitoring.
+
+        With `horizon_ms`, only the part a rule of that window reads: events
+        within horizon_ms + lateness_ms of their customer's newest, of
+        customers whose newest is within that of the watermark, and (with
+        `where`) only entries for which `where` holds.
+        """
+        customers = events = 0
+        if horizon_ms is None:
+            for recent in self.customers.values():
+                customers += 1
+                events += len(recent.events)
+            return customers, events
+        keep = horizon_ms + self.lateness_ms
+        for recent in self.customers.values():
+            newest = recent.events[-1][0]
+            if newest < self.watermark - keep:
+                continue
+            n = sum(1 for e in recent.events if e[0] > newest - keep and (where is None or where(e)))
+            if n:
+                customers += 1
+                events += n
+        return customers, events

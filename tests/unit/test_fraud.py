@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -290,6 +292,83 @@ def test_one_customers_window_is_trimmed_and_capped() -> None:
     feed(detector, [tx(3600, tid=f"flood{i}") for i in range(500)])
     size = detector.state_size()
     assert size.velocity_events == 64 and size.geo_events == 64
+
+
+def test_idle_customers_are_dropped_within_a_second_and_active_ones_kept() -> None:
+    """What FraudDetector holds (its shared window): customers whose newest event is within 360 s of the newest."""
+    detector = FraudDetector()
+    for s in range(0, 2001, 100):  # a customer is filed under its first event: its newest is checked when due
+        feed(detector, [tx(s, customer="regular"), *(tx(s + d, customer=f"twice_{s}") for d in (10, 50))])
+    held = detector.windows.customers
+    assert set(held) == {"regular", *(f"twice_{s}" for s in range(1700, 2001, 100))}  # newest at 2050 s
+    assert len(held["regular"].events) == 4  # 1700..2000 s
+    detector.observe(tx(2410, customer="edge"))  # newest - 360 s = 2050 s
+    assert set(held) == {"twice_2000", "edge"}  # newest at 2050 s: not dropped before its time...
+    detector.observe(tx(2411, customer="edge"))
+    assert set(held) == {"edge"}  # ...nor a second after it
+
+
+def located_stream(seed: int, count: int, lateness_ms: int, unlocated: float) -> list[FraudInput]:
+    """A random partition: 12 customers (often the same one again), mostly around Tehran, now and then another
+    city, a NaN latitude or no coordinates; events up to `lateness_ms` older than the newest, equal times, idle gaps.
+    """
+    rng = random.Random(seed)
+    cities = [TEHRAN, ISFAHAN, (36.2605, 59.6168)]
+    newest, customer = T0, "cust_0"
+    events = []
+    for j in range(count):
+        gap = rng.choice([0, rng.randint(0, 3000), rng.randint(0, 40_000)])
+        newest += rng.randint(300_000, 900_000) if rng.random() < 0.005 else gap
+        t = newest - rng.choice([0, 0, 0, rng.randint(0, lateness_ms)])
+        if rng.random() < 0.6:
+            customer = f"cust_{rng.randrange(12)}"
+        point: tuple[float | None, float | None]
+        if rng.random() < unlocated:
+            point = (None, None)
+        elif rng.random() < 0.002:
+            point = (math.nan, 51.0)
+        else:
+            city = TEHRAN if rng.random() < 0.9 else rng.choice(cities)
+            point = (city[0] + rng.uniform(-0.2, 0.2), city[1] + rng.uniform(-0.2, 0.2))
+        amount = 50_000 if rng.random() < 0.02 else rng.choice([100, 150, 200])
+        events.append(FraudInput(f"tx{j}", customer, t, amount, *point))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("params", "unlocated"),
+    [
+        ({}, 0.05),
+        ({"velocity_window_ms": 400_000, "geo_window_ms": 100_000, "lateness_ms": 0}, 0.05),
+        ({"velocity_count": 2, "geo_km": 20.0, "max_kept": 8, "lateness_ms": 200_000}, 0.0),  # floods hit the cap
+    ],
+    ids=["default", "velocity-window-longer", "small-cap"],
+)
+def test_fraud_detector_raises_exactly_the_alerts_of_the_single_rule_detectors(
+    params: dict[str, Any], unlocated: float
+) -> None:
+    """FraudDetector's shared window and shortcuts (velocity's newest-run check, geo's box) change no alert.
+
+    The single-rule detectors run their rule in full on every event. (Within
+    the bounds of FraudDetector's docstring: no event more than lateness_ms
+    older than one before it, no flood that mixes in events without coordinates.)
+    """
+    detector = FraudDetector(**params)
+    v, g, a = detector.velocity, detector.geo, detector.amount
+    rules = (
+        VelocityDetector(v.max_count, v.window_ms, v.windows.lateness_ms, v.windows.max_kept),
+        GeoDetector(g.max_km, g.window_ms, g.windows.lateness_ms, g.windows.max_kept),
+        AmountDetector(a.ratio, a.min_history),
+    )
+    lateness = int(params.get("lateness_ms", 60_000))
+    raised: dict[str, int] = defaultdict(int)
+    for event in located_stream(7, 6000, lateness, unlocated):
+        expected = [alert for rule in rules if (alert := rule.observe(event)) is not None]
+        assert detector.observe(event) == expected, event
+        for alert in expected:
+            raised[alert.rule] += 1
+    assert detector.late_events == rules[0].windows.late
+    assert all(raised[rule] >= 10 for rule in FRAUD_RULES), raised
 
 
 def test_alert_json_record() -> None:
