@@ -226,6 +226,12 @@ def main() -> int:
     if args.write:
         write_section(
             "ingest",
+            "## Ingest worker\n\n"
+            "(a) assign + batch consume + orjson.loads, the ceiling; (b) the exactly-once worker with fraud"
+            " detectors; (b0) the same without detectors; (c) the original notebook's loop (poll one message,"
+            " flush after each error; its time bug flags every event), (c') the same with that bug fixed."
+            " Pre-produced with Pulse, fresh group per run. Targets: b/a >= 0.5 at both rates,"
+            " b well ahead of c, detectors' cost <= 30%.\n\n"
             f"Command: `python bench/ingest.py --events {args.events} --rates {args.rates} --repeats {args.repeats}`"
             f" (medians of {args.repeats} paired runs; {time.strftime('%Y-%m-%d')}, 2 cores;"
             f" rates in messages per second)\n\n{table}\n",
