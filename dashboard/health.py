@@ -23,7 +23,6 @@ from typing import Any, Literal
 import numpy as np
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -225,7 +224,7 @@ class PipelineProbe:
     """Slow broker queries for the health panel; every method returns None on failure.
 
     Joins no group and commits nothing: the ingest group's offsets are read
-    with the AdminClient, and the error log is counted by a consumer with a
+    by a consumer of that group id that never subscribes, and the error log is counted by a consumer with a
     throwaway group id that only uses `assign()`. Not thread-safe: one thread
     owns a probe.
     """
@@ -246,13 +245,17 @@ class PipelineProbe:
                 **common,
             )
         )
+        self._group_reader = Consumer(
+            settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False, **common)
+        )
         self._from: dict[int, int] = {}  # offset the count of a partition starts at
         self._counted: dict[int, int] = {}  # records counted per partition
         self._caught_up = False
 
     def close(self) -> None:
-        """Close the counting consumer."""
+        """Close the consumers."""
         self._counter.close()
+        self._group_reader.close()
 
     def _partitions(self, topic: str) -> list[int] | None:
         meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
@@ -277,20 +280,22 @@ class PipelineProbe:
         A partition the group never committed counts in full (high minus low):
         the worker starts such partitions from the earliest offset.
         """
-        topic, group = self.settings.transactions_topic, self.settings.ingest_group
+        topic = self.settings.transactions_topic
         try:
             partitions = self._partitions(topic)
             if partitions is None:
                 return None
             lows = self._offsets(topic, partitions, OffsetSpec.earliest())
             highs = self._offsets(topic, partitions, OffsetSpec.latest())
-            request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
-            future = self._admin.list_consumer_group_offsets(request, request_timeout=self.timeout)[group]
-            result = future.result(self.timeout + 1)
+            # committed() of a consumer that never subscribes joins no group. (The
+            # AdminClient's list_consumer_group_offsets crashed librdkafka 2.16.1 in
+            # its main thread on a freshly formatted broker, while the group
+            # coordinator was still loading.)
+            result = self._group_reader.committed([TopicPartition(topic, p) for p in partitions], self.timeout)
         except (KafkaException, TimeoutError) as exc:
             logger.debug("ingest lag query failed: %s", exc)
             return None
-        committed = {tp.partition: tp.offset for tp in result.topic_partitions or () if tp.error is None}
+        committed = {tp.partition: tp.offset for tp in result if tp.error is None}
         lag = 0
         for p in partitions:
             done = committed.get(p, -1)

@@ -73,9 +73,7 @@ class _Installed:
 _installed = _Installed()
 
 
-def install(
-    source: Source | None, clock: Callable[[], float] | None = None, alerts: AlertLog | None = None
-) -> None:
+def install(source: Source | None, clock: Callable[[], float] | None = None, alerts: AlertLog | None = None) -> None:
     """Serve `source` and `alerts` (None: back to the real feeds) and read the time from `clock`."""
     _installed.source = source
     _installed.clock = clock or time.time
