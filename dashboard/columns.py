@@ -31,10 +31,6 @@ _NAN = math.nan
 _FLOAT_COLS = ("amount", "commission_amount", "vat_amount", "total_amount")
 
 
-def _num(v: object) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else _NAN
-
-
 def to_batch(messages: Iterable[RawMessage], skew_ms: int = DEFAULT_SKEW_MS) -> Batch:
     """Decode and validate `messages`; return their columns as a Batch (one row each).
 

@@ -112,13 +112,12 @@ def what_if(frame: pd.DataFrame, volume: pd.Series) -> pd.DataFrame:
     amount = amount[rows]
     merchant = frame["merchant_id"].cat
     per_code = volume.reindex(pd.Index(merchant.categories, dtype=object)).fillna(0.0).to_numpy()
-    rate = tier_rates(per_code)  # one rate per merchant code, then one gather
     values = {
         "amount": amount,
         "actual": np.nan_to_num(frame["commission_amount"].to_numpy()[rows]),
         "flat": flat(amount),
         "progressive": progressive(amount),
-        "tiered": _floor_bp(amount * rate[merchant.codes.to_numpy()[rows]]),
+        "tiered": tiered(amount, per_code[merchant.codes.to_numpy()[rows]]),
     }
     types = frame["commission_type"].cat
     codes = types.codes.to_numpy()[rows]

@@ -46,6 +46,7 @@ from dashboard.schema import (
 )
 from dashboard.settings import Settings
 from dashboard.validation import check, parse_timestamp
+from tests.pulse_fakes import FakeProducer
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 4, 26, 12, 19, 10, 304293, tzinfo=UTC).timestamp()
@@ -341,32 +342,11 @@ def test_history_in_time_order_spanning_the_days(mixed: list[Message]) -> None:
 # --- live loop with a fake producer and clock ----------------------------------------------------
 
 
-class FakeProducer:
-    """Records sends; idle_until jumps the fake clock to the requested time."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sent: list[Message] = []
-        self.stop = threading.Event()
-
-    def clock(self) -> float:
-        return self.now
-
-    def idle_until(self, when: float) -> bool:
-        self.now = max(self.now, when)
-        return not self.stop.is_set()
-
-    def send(self, message: Message, live: bool = False) -> bool:
-        assert live
-        self.sent.append(message)
-        return True
-
-
 def test_live_stream_sends_max_events_stamped_at_their_arrival() -> None:
     settings = Settings.from_env({"SEED": "9", "INVALID_RATE": "0.05"})
     streams = Streams.from_seed(settings.seed)
     factory = make_factory(settings, Population.build(50, 1000, streams.population), streams.live)
-    fake = FakeProducer()
+    fake = FakeProducer(NOW)
     options = Options(max_events=700, rate_multiplier=10.0)
     sent = stream_live(fake, factory, Profile(100.0, 2.5), options, fake.clock)  # type: ignore[arg-type]
     assert sent == len(fake.sent) == 700

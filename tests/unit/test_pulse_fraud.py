@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from dashboard.schema import (
 )
 from dashboard.settings import Settings
 from dashboard.validation import check, parse_timestamp
+from tests.pulse_fakes import FakeProducer
 
 NOW = datetime(2025, 4, 26, 12, 19, 10, 304293, tzinfo=UTC).timestamp()
 DAY = 86_400.0
@@ -256,26 +256,6 @@ def test_injector_rejects_a_rate_outside_0_to_1() -> None:
 # --- live after history ---------------------------------------------------------------------------
 
 
-class FakeProducer:
-    """Records sends; idle_until jumps the fake clock to the requested time."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sent: list[Message] = []
-        self.stop = threading.Event()
-
-    def clock(self) -> float:
-        return self.now
-
-    def idle_until(self, when: float) -> bool:
-        self.now = max(self.now, when)
-        return True
-
-    def send(self, message: Message, live: bool = False) -> bool:
-        self.sent.append(message)
-        return True
-
-
 def test_live_continues_the_history_ground_truth_across_short_chunks() -> None:
     """At 1000 events/min a live chunk spans seconds: patterns span chunks (pending events) and the seam."""
     settings = Settings.from_env({"SEED": "5", "EVENT_RATE": "1000", "FRAUD_RATE": "0.05"})
@@ -285,7 +265,7 @@ def test_live_continues_the_history_ground_truth_across_short_chunks() -> None:
     profile = Profile(settings.event_rate, settings.peak_factor)
     factory = make_factory(settings, population, streams.history, injector)
     past = [m for batch in history(factory, profile, 3000, NOW - 3600, NOW) for m in batch]
-    fake = FakeProducer()
+    fake = FakeProducer(NOW)
     live_factory = make_factory(settings, population, streams.live, injector)
     assert stream_live(fake, live_factory, profile, Options(max_events=6000), fake.clock) == 6000  # type: ignore[arg-type]
 
