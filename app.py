@@ -7,7 +7,7 @@ state of entrypoint widgets across page switches. Pages live in app_pages/.
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard.ui import frame as ui
 
 st.set_page_config(page_title="Darooghe Live", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(

@@ -2,8 +2,12 @@
 
 import streamlit as st
 
-from dashboard import analytics, charts_insights, commissions, history, live, ui
-from dashboard.filters import Filters
+from dashboard.ui import frame as ui
+from dashboard.ui import source as live
+from dashboard.ui.charts import insights as charts_insights
+from dashboard.views import commissions, history
+from dashboard.views import transactions as analytics
+from dashboard.views.filters import Filters
 
 COLUMNS = ["amount", "commission_amount", "commission_type", "merchant_id", "merchant_category"]
 WINDOWS = 12  # latest 5-minute windows in the top-merchants table

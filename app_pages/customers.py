@@ -2,8 +2,11 @@
 
 import streamlit as st
 
-from dashboard import charts_insights, customers, live, ui
-from dashboard.rollups import ROLLUP_DAYS
+from dashboard.store.rollups import ROLLUP_DAYS
+from dashboard.ui import frame as ui
+from dashboard.ui import source as live
+from dashboard.ui.charts import insights as charts_insights
+from dashboard.views import customers
 
 COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
 MINUTE_MS = 60_000

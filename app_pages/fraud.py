@@ -3,8 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import analytics, fraud_view, live, ui
-from dashboard.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
+from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
+from dashboard.ui import frame as ui
+from dashboard.ui import source as live
+from dashboard.views import fraud as fraud_view
+from dashboard.views import transactions as analytics
 
 FEED_LIMIT = 200
 ALERT_COLUMNS = {

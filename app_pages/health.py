@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import live, ui
+from dashboard.ui import frame as ui
+from dashboard.ui import source as live
 
 PER_ROW = 3
 

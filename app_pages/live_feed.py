@@ -4,7 +4,8 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import analytics, ui
+from dashboard.ui import frame as ui
+from dashboard.views import transactions as analytics
 
 LIMIT = 200
 COLUMNS = [

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from dashboard import analytics, charts, ui
-from dashboard.filters import code_lookup
+from dashboard.ui import frame as ui
+from dashboard.ui.charts import transactions as charts
+from dashboard.views import transactions as analytics
+from dashboard.views.filters import code_lookup
 
 TOP = 5
 COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from dashboard import analytics, charts, ui
+from dashboard.ui import frame as ui
+from dashboard.ui.charts import transactions as charts
+from dashboard.views import transactions as analytics
 
 COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]
 BREAKDOWNS = (

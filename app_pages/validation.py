@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analytics, charts, ui
-from dashboard.validation import check
+from dashboard.core.validation import check
+from dashboard.ui import frame as ui
+from dashboard.ui.charts import transactions as charts
+from dashboard.views import transactions as analytics
 
 LIMIT = 100
 COLUMNS = ["kafka_ts", "merchant_id", "payment_method", "status", "amount", "error_mask"]

@@ -4,7 +4,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import charts_insights, history, live, ui, volume
+from dashboard.ui import frame as ui
+from dashboard.ui import source as live
+from dashboard.ui.charts import insights as charts_insights
+from dashboard.views import history, volume
 
 JUMPS_SHOWN = 50
 TABLE_COLUMNS = {

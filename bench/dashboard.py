@@ -92,16 +92,16 @@ from streamlit.testing.v1 import AppTest, local_script_runner  # noqa: E402
 from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from dashboard import live  # noqa: E402
-from dashboard.buffer import Batch, RingBuffer  # noqa: E402
-from dashboard.columns import RawMessage, to_batch  # noqa: E402
-from dashboard.feed import BATCH_SIZE, Feed  # noqa: E402
-from dashboard.health import FeedStatus, Health  # noqa: E402
+from dashboard.core.settings import Settings  # noqa: E402
+from dashboard.feed.status import FeedStatus, Health  # noqa: E402
+from dashboard.feed.transactions import BATCH_SIZE, Feed  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
 from dashboard.pulse.events import Streams, history, make_factory  # noqa: E402
 from dashboard.pulse.model import Population  # noqa: E402
 from dashboard.pulse.profile import Profile  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
+from dashboard.store.buffer import Batch, RingBuffer  # noqa: E402
+from dashboard.store.decode import RawMessage, to_batch  # noqa: E402
+from dashboard.ui import source as live  # noqa: E402
 
 APP = ROOT / "app.py"
 

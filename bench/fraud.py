@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dashboard.core.settings import Settings  # noqa: E402
+from dashboard.core.validation import check, decode_plain  # noqa: E402
 from dashboard.fraud import FraudDetector, TransactionLike, detector_input, plain_input  # noqa: E402
 from dashboard.pulse.events import Streams, history, make_factory  # noqa: E402
 from dashboard.pulse.model import Population  # noqa: E402
 from dashboard.pulse.profile import Profile  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
-from dashboard.validation import check, decode_plain  # noqa: E402
 
 END_S = 1_745_669_950.0  # 2025-04-26 12:19:10 UTC, a Saturday afternoon in Tehran
 

@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
+from dashboard.core.settings import Settings  # noqa: E402
+from dashboard.core.validation import parse_timestamp  # noqa: E402
 from dashboard.ingest.worker import IngestWorker  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
-from dashboard.validation import parse_timestamp  # noqa: E402
 
 
 def pre_produce(settings: Settings, topic: str, events: int, invalid_rate: float) -> None:

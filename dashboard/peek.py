@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from dashboard.cli import load_settings, setup_logging
-from dashboard.kafka.errors import BrokerState
-from dashboard.settings import Settings
-from dashboard.validation import Checked, check
+from dashboard.core.cli import load_settings, setup_logging
+from dashboard.core.settings import Settings
+from dashboard.core.validation import Checked, check
+from dashboard.kafka.broker_state import BrokerState
 
 logger = logging.getLogger(__name__)
 

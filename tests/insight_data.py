@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dashboard.schema import COMMISSION_TYPES, CUSTOMER_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.core.schema import COMMISSION_TYPES, CUSTOMER_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from tests import synthetic as syn
 
 ENUMS = {

@@ -22,9 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dashboard.buffer import RingBuffer
-from dashboard.columns import RawMessage, to_batch
-from dashboard.schema import (
+from dashboard.core.schema import (
     ERR_AMOUNT,
     ERR_DEVICE,
     ERR_SCHEMA,
@@ -33,6 +31,8 @@ from dashboard.schema import (
     PAYMENT_METHODS,
     STATUSES,
 )
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.decode import RawMessage, to_batch
 
 XSS = "<img src=x onerror=alert(1)>"
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

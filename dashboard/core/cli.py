@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from dashboard.settings import Settings, SettingsError
+from dashboard.core.settings import Settings, SettingsError
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dashboard.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
 
 INIT_MODES = ("flush", "append", "skip")
 

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct
 
-from dashboard.schema import (
+from dashboard.core.schema import (
     AMOUNT_FIELDS,
     ENUM_FIELDS,
     ERR_AMOUNT,

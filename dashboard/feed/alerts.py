@@ -16,10 +16,10 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from dashboard.alerts import AlertLog, parse_alert
-from dashboard.feed import backfill_starts
-from dashboard.kafka.errors import BrokerState
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
+from dashboard.feed.transactions import backfill_starts
+from dashboard.kafka.broker_state import BrokerState
+from dashboard.store.alert_log import AlertLog, parse_alert
 
 logger = logging.getLogger(__name__)
 

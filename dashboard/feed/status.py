@@ -30,8 +30,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from dashboard.buffer import ERROR_BITS, Batch
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
+from dashboard.store.buffer import ERROR_BITS, Batch
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from dashboard.buffer import Batch, RingBuffer
-from dashboard.columns import RawMessage, to_batch
-from dashboard.health import FeedStatus, Health, PipelineProbe
-from dashboard.kafka.errors import DOWN_CODES, BrokerState
-from dashboard.rollups import Rollups
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
+from dashboard.feed.status import FeedStatus, Health, PipelineProbe
+from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
+from dashboard.store.buffer import Batch, RingBuffer
+from dashboard.store.decode import RawMessage, to_batch
+from dashboard.store.rollups import Rollups
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,7 @@ per event. `inputs` says which transactions feed the detectors;
 a `copy.deepcopy` of a detector is a snapshot to rewind to.
 """
 
-from dashboard.fraud.combined import FraudDetector, StateSize
-from dashboard.fraud.detectors import AmountDetector, VelocityDetector
+from dashboard.fraud.detector import FraudDetector, StateSize
 from dashboard.fraud.geo import GeoDetector, haversine_km
 from dashboard.fraud.inputs import FraudInput, detector_input, plain_input
 from dashboard.fraud.rules import (
@@ -47,6 +46,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
+from dashboard.fraud.velocity import AmountDetector, VelocityDetector
 
 __all__ = [
     "AMOUNT_RATIO",

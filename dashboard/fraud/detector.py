@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from dashboard.fraud.detectors import AmountDetector, VelocityDetector
 from dashboard.fraud.geo import GeoDetector, fit_box
 from dashboard.fraud.rules import (
     AMOUNT_RATIO,
@@ -41,6 +40,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
+from dashboard.fraud.velocity import AmountDetector, VelocityDetector
 from dashboard.fraud.windows import CustomerWindows
 
 _RAD = math.pi / 180.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dashboard.core.schema import FRAUD_GEO
 from dashboard.fraud.rules import (
     EARTH_RADIUS_KM,
     GEO_MAX_KM,
@@ -15,7 +16,6 @@ from dashboard.fraud.rules import (
     TransactionLike,
 )
 from dashboard.fraud.windows import CustomerWindows, Recent
-from dashboard.schema import FRAUD_GEO
 
 _RAD = math.pi / 180.0
 _DIAMETER_KM = 2.0 * EARTH_RADIUS_KM
@@ -103,7 +103,7 @@ class GeoDetector:
 
 
 def fit_box(recent: Recent[Any]) -> None:
-    """Fit `recent`'s box to the located entries it holds (see dashboard.fraud.combined).
+    """Fit `recent`'s box to the located entries it holds (see dashboard.fraud.detector).
 
     An entry with a NaN coordinate is every other's partner at the antipode
     (`_haversine` clamps the NaN to 1), so it makes the box NaN (in `hi_phi`,

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from dashboard.schema import ERR_TIME
-from dashboard.validation import Checked, PlainTransaction, Transaction
+from dashboard.core.schema import ERR_TIME
+from dashboard.core.validation import Checked, PlainTransaction, Transaction
 
 
 class FraudInput(NamedTuple):

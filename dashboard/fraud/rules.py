@@ -2,7 +2,7 @@
 
 The defaults are DATA.md's "Fraud signals" table. The Pulse generator reads
 them too, so that its organic traffic stays below them (see
-`dashboard.pulse.fraud`).
+`dashboard.pulse.inject_fraud`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from dashboard.validation import ms_to_iso
+from dashboard.core.validation import ms_to_iso
 
 #: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
 VELOCITY_MAX_COUNT: Final = 5
@@ -34,7 +34,7 @@ EARTH_RADIUS_KM: Final = 6371.0088
 class TransactionLike(Protocol):
     """What the detectors read of a transaction; None marks a field that failed to decode.
 
-    `dashboard.validation.Transaction`, `dashboard.fraud.FraudInput` and any
+    `dashboard.core.validation.Transaction`, `dashboard.fraud.FraudInput` and any
     object (msgspec struct, named tuple) with these attributes qualify.
     """
 

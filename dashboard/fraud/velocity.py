@@ -1,7 +1,7 @@
 """Velocity and amount-anomaly detectors. Pure.
 
 Each runs its rule over its own state on every event. `FraudDetector`
-(dashboard.fraud.combined) runs `VelocityDetector.judge` over a window shared
+(dashboard.fraud.detector) runs `VelocityDetector.judge` over a window shared
 with the geo rule, and the amount rule's bookkeeping inlined.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_VELOCITY
 from dashboard.fraud.rules import (
     AMOUNT_RATIO,
     LATENESS_MS,
@@ -20,7 +21,6 @@ from dashboard.fraud.rules import (
     TransactionLike,
 )
 from dashboard.fraud.windows import CustomerWindows, Recent
-from dashboard.schema import FRAUD_AMOUNT, FRAUD_VELOCITY
 
 
 class VelocityDetector:

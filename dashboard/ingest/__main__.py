@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dashboard.cli import load_settings, setup_logging, stop_on_signals
+from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.ingest.worker import IngestWorker
 
 

@@ -21,10 +21,10 @@ from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from dashboard.core.settings import Settings
+from dashboard.core.validation import Checked, check, decode_plain
 from dashboard.fraud import FraudDetector, detector_input, plain_input
 from dashboard.fraud.rules import Alert
-from dashboard.settings import Settings
-from dashboard.validation import Checked, check, decode_plain
 
 logger = logging.getLogger(__name__)
 

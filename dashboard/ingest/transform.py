@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from dashboard.validation import Checked, ms_to_iso
+from dashboard.core.validation import Checked, ms_to_iso
 
 
 @dataclass(frozen=True, slots=True)

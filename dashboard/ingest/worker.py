@@ -28,11 +28,11 @@ from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from dashboard.ingest.detection import PartitionDetectors, observe
-from dashboard.ingest.records import Source, error_records
+from dashboard.core.settings import Settings
+from dashboard.ingest.replay import PartitionDetectors, observe
+from dashboard.ingest.transform import Source, error_records
 from dashboard.kafka.admin import ensure_topics
-from dashboard.kafka.errors import BrokerState
-from dashboard.settings import Settings
+from dashboard.kafka.broker_state import BrokerState
 
 logger = logging.getLogger(__name__)
 

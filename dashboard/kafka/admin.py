@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

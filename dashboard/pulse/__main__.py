@@ -12,7 +12,7 @@ import logging
 
 from confluent_kafka import KafkaException
 
-from dashboard.cli import load_settings, setup_logging, stop_on_signals
+from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.pulse.producer import LIBRDKAFKA_LOGGER
 from dashboard.pulse.runner import Options, run
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import orjson
 
-from dashboard.schema import FRAUD_HEADER, FRAUD_PATTERN_HEADER, INJECTED_HEADER
+from dashboard.core.schema import FRAUD_HEADER, FRAUD_PATTERN_HEADER, INJECTED_HEADER
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -8,14 +8,14 @@ seed reproduces every byte:
 2. `inject_invalid` breaks a share INVALID_RATE of the events, one rule
    each (ERR_AMOUNT, ERR_TIME, ERR_DEVICE in equal shares), and records the
    codes so the producer can tell the truth in the INJECTED_HEADER header;
-3. fraud stages (`Pattern`, today `dashboard.pulse.fraud.FraudInjector`)
+3. fraud stages (`Pattern`, today `dashboard.pulse.inject_fraud.FraudInjector`)
    rewrite valid events only: velocity bursts, far-away cities and amount
    spikes, a share FRAUD_RATE of the events, labelled for the FRAUD_HEADER
    headers; they also keep organic traffic below the fraud rules. Fraud comes
    after invalid injection so that fraud events stay valid and the stage
    knows which events the detectors will see.
 
-Every event not injected is valid under `dashboard.validation.check` against
+Every event not injected is valid under `dashboard.core.validation.check` against
 its own Kafka timestamp (the event time, in ms).
 """
 
@@ -26,9 +26,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dashboard.core.schema import (
+    COMMISSION_TYPES,
+    CUSTOMER_TYPES,
+    FAILURE_REASONS,
+    MERCHANT_CATEGORIES,
+    PAYMENT_METHODS,
+    STATUSES,
+)
+from dashboard.core.settings import Settings
 from dashboard.pulse.batch import Batch, Message, Pattern, iso_utc_many
-from dashboard.pulse.fraud import FraudInjector
-from dashboard.pulse.invalid import inject_invalid
+from dashboard.pulse.inject_fraud import FraudInjector
+from dashboard.pulse.inject_invalid import inject_invalid
 from dashboard.pulse.model import (
     AMOUNT_MU,
     AMOUNT_SIGMA,
@@ -42,15 +51,6 @@ from dashboard.pulse.model import (
     Population,
 )
 from dashboard.pulse.profile import Profile
-from dashboard.schema import (
-    COMMISSION_TYPES,
-    CUSTOMER_TYPES,
-    FAILURE_REASONS,
-    MERCHANT_CATEGORIES,
-    PAYMENT_METHODS,
-    STATUSES,
-)
-from dashboard.settings import Settings
 
 HISTORY_BATCH = 10_000
 

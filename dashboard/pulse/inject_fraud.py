@@ -1,7 +1,7 @@
 """The generator's fraud stage: injected fraud patterns in a stream kept clean of organic ones. Pure.
 
 `FraudInjector` runs after invalid injection and rewrites only valid events,
-so every event it labels stays valid under `dashboard.validation`. It never
+so every event it labels stays valid under `dashboard.core.validation`. It never
 adds or removes events: a pattern takes ordinary events of the batch and
 moves them to the pattern's times, customer and place. FRAUD_RATE is the
 share of events that belong to an injected pattern (a credit of
@@ -73,11 +73,11 @@ from typing import Any, Final
 
 import numpy as np
 
+from dashboard.core.schema import CUSTOMER_TYPES, ERR_TIME, FRAUD_AMOUNT, FRAUD_GEO, FRAUD_VELOCITY
 from dashboard.fraud.rules import AMOUNT_RATIO, GEO_WINDOW_MS, VELOCITY_MAX_COUNT, VELOCITY_WINDOW_MS
 from dashboard.pulse.batch import Batch, FraudLabel, iso_utc
 from dashboard.pulse.ledger import FREE, MARGIN_MS, Ledger
 from dashboard.pulse.model import COMMISSION_RATE, DEVICE_LIBRARY, VAT_RATE, Population
-from dashboard.schema import CUSTOMER_TYPES, ERR_TIME, FRAUD_AMOUNT, FRAUD_GEO, FRAUD_VELOCITY
 
 #: Far-away cities of geo patterns: (lat, lng) of their centres.
 CITIES: Final = MappingProxyType(

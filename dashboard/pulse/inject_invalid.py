@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME
 from dashboard.pulse.batch import Batch, iso_utc
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME
 
 INJECTED_CODES: Final = (ERR_AMOUNT, ERR_TIME, ERR_DEVICE)
 HOUR_US: Final = 3_600_000_000

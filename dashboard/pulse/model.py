@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from dashboard.schema import COMMISSION_TYPES, CUSTOMER_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS
+from dashboard.core.schema import COMMISSION_TYPES, CUSTOMER_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS
 
 CATEGORY_WEIGHTS: Final = MappingProxyType(
     {"retail": 2.0, "food_service": 6.0, "entertainment": 1.0, "transportation": 1.0, "government": 0.5}
@@ -68,7 +68,7 @@ class Population:
     """All merchants and customers as column arrays (index i is merch_{i+1} / cust_{i+1}).
 
     Categories, commission types and customer types are stored as indexes into
-    the tuples of `dashboard.schema`.
+    the tuples of `dashboard.core.schema`.
     """
 
     merchant_ids: tuple[str, ...]

@@ -20,9 +20,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from dashboard.kafka.errors import BrokerState
+from dashboard.core.settings import Settings
+from dashboard.kafka.broker_state import BrokerState
 from dashboard.pulse.batch import Message as PulseMessage
-from dashboard.settings import Settings
 
 logger = logging.getLogger(__name__)
 #: librdkafka's own log lines go here; __main__ shows them only with --verbose (error_cb covers outages).

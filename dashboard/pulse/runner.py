@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dashboard.core.settings import Settings
 from dashboard.kafka.admin import delete_topics, ensure_topics, message_count
 from dashboard.pulse.events import EventFactory, Streams, history, make_factory
-from dashboard.pulse.fraud import FraudInjector
+from dashboard.pulse.inject_fraud import FraudInjector
 from dashboard.pulse.model import Population
 from dashboard.pulse.producer import Counts, PulseProducer, wait_for_broker
 from dashboard.pulse.profile import Profile
-from dashboard.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dashboard.schema import FRAUD_RULES
+from dashboard.core.schema import FRAUD_RULES
 
 ALERT_CAPACITY = 20_000
 COLUMNS = (

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboard.schema import ERROR_CODES
+from dashboard.core.schema import ERROR_CODES
 
 ID_WIDTH = 40  # bytes kept of transaction_id; a UUID is 36
 RAW_KEEP = 300  # latest raw payloads kept for the sample views

@@ -1,6 +1,6 @@
 """Turn raw transaction messages into buffer columns: pure, no Kafka.
 
-Every message is judged by `dashboard.validation`, with its own Kafka
+Every message is judged by `dashboard.core.validation`, with its own Kafka
 timestamp as ingestion time, so the dashboard agrees with the error log.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from dashboard.buffer import CATEGORICAL, NUMERIC, Batch, mask_of
-from dashboard.validation import DEFAULT_SKEW_MS, check, check_record, decode_plain
+from dashboard.core.validation import DEFAULT_SKEW_MS, check, check_record, decode_plain
+from dashboard.store.buffer import CATEGORICAL, NUMERIC, Batch, mask_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Sums keyed by (time slot, dimension codes), kept in one immutable block per clock hour. Pure.
 
-The storage under `dashboard.rollups`. A key packs a row's time slot (of
+The storage under `dashboard.store.rollups`. A key packs a row's time slot (of
 `step` minutes) and its dimension codes into one int64, in bit fields, slot
 highest: so keys sort by slot, then by each dimension in order, and one
 `np.unique` groups rows. A block holds the rows of one clock hour, one per

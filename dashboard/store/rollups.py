@@ -22,7 +22,7 @@ Skipped (and counted in `skipped`): rows without an event time (ts_ms < 0),
 older than the horizon (`days` before the clock's now) or more than
 FUTURE_MINUTES ahead of it.
 
-Storage and cost (`dashboard.hourblocks`). Each table keeps one block per
+Storage and cost (`dashboard.store.hourblocks`). Each table keeps one block per
 clock hour: one row per (time slot, dimension codes) seen, sorted by that key
 packed into an int64. `add` groups a batch with numpy (np.unique over the
 packed keys, bincount for the sums) and merges every touched hour block the
@@ -63,9 +63,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from dashboard.buffer import Batch, Dictionary, Snapshot
-from dashboard.hourblocks import HourBlocks
-from dashboard.schema import COMMISSION_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.core.schema import COMMISSION_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.store.buffer import Batch, Dictionary, Snapshot
+from dashboard.store.hourblocks import HourBlocks
 
 MINUTE_MS = 60_000
 HOUR_MINUTES = 60

@@ -25,9 +25,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboard import analytics, live
-from dashboard.buffer import Snapshot
-from dashboard.filters import (
+from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.core.settings import Settings, SettingsError
+from dashboard.core.validation import check, excerpt
+from dashboard.store.buffer import Snapshot
+from dashboard.ui import source as live
+from dashboard.views import transactions as analytics
+from dashboard.views.filters import (
     QUERY_KEYS,
     VALIDITIES,
     WINDOW_LABELS,
@@ -37,9 +41,6 @@ from dashboard.filters import (
     get_all,
     normalise,
 )
-from dashboard.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
-from dashboard.settings import Settings, SettingsError
-from dashboard.validation import check, excerpt
 
 # The libraries' import-time objects (pandas, Altair, Streamlit) make every full
 # garbage-collection pass cost 45-80 ms in the middle of a page run; move them

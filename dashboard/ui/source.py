@@ -1,6 +1,6 @@
 """The live data source as the pages see it, and how healthy it is.
 
-Wiring: `source(settings)` returns the one `dashboard.feed.Feed` of this
+Wiring: `source(settings)` returns the one `dashboard.feed.transactions.Feed` of this
 server, created by `st.cache_resource` on first use and stopped when the
 cache releases it (or at interpreter exit, since Streamlit does not promise
 `on_release` on shutdown). Tests and benchmarks call `install(source, clock)`
@@ -21,12 +21,12 @@ from typing import Any, Literal, Protocol
 
 import streamlit as st
 
-from dashboard import history
-from dashboard.alerts import AlertLog
-from dashboard.analytics import Level
-from dashboard.buffer import RingBuffer
-from dashboard.rollups import Rollups, RollupSnapshot
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
+from dashboard.store.alert_log import AlertLog
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.rollups import Rollups, RollupSnapshot
+from dashboard.views import history
+from dashboard.views.transactions import Level
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ STOP_TIMEOUT_S = 5.0
 class Source(Protocol):
     """What pages need from a feed: its buffer and a health report (None if it has none).
 
-    A source may also have a `rollups` attribute (`dashboard.rollups.Rollups`,
+    A source may also have a `rollups` attribute (`dashboard.store.rollups.Rollups`,
     as the Feed has): the long history. Pages read it through `rollups(source)`,
     which builds rollups from the buffer for a source without one.
     """
@@ -120,7 +120,7 @@ def _stop_all() -> None:
 def _feed(_settings: Settings) -> Source:
     """Create and start the feed once per server (the leading underscore skips hashing)."""
     # Imported late: tests install a source and never load the Kafka feed.
-    from dashboard.feed import Feed  # noqa: PLC0415
+    from dashboard.feed.transactions import Feed  # noqa: PLC0415
 
     feed = Feed(_settings, RingBuffer(_settings.buffer_capacity))
     feed.start()
@@ -141,7 +141,7 @@ def alert_log(settings: Settings) -> AlertLog:
 @st.cache_resource(show_spinner=False, on_release=_stop)
 def _alert_feed(_settings: Settings) -> Any:
     """Create and start the fraud-alert tail once per server."""
-    from dashboard.alert_feed import AlertFeed  # noqa: PLC0415  (imported late, as the feed)
+    from dashboard.feed.alerts import AlertFeed  # noqa: PLC0415  (imported late, as the feed)
 
     feed = AlertFeed(_settings)
     feed.start()
@@ -175,7 +175,7 @@ class Banner:
 
 
 def _get(health: Any, name: str) -> Any:
-    """Return a `dashboard.health.Health` attribute, None when the report (or the attribute) is missing."""
+    """Return a `dashboard.feed.status.Health` attribute, None when the report (or the attribute) is missing."""
     return getattr(health, name, None)
 
 

@@ -1,6 +1,6 @@
 """Commission analytics and the commission what-if: pure functions of frames, no Streamlit.
 
-Figures from the rollups (`dashboard.history.History`): commission per minute
+Figures from the rollups (`dashboard.views.history.History`): commission per minute
 by commission type, and the merchants earning the most commission in each
 5-minute window. Figures from buffered rows (`Snapshot.frame`): the
 commission ratio by merchant category, and the what-if.
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.analytics import MISSING
-from dashboard.history import History, sum_by, time_bins, times
-from dashboard.rollups import DAY_MINUTES, MINUTE_MS
+from dashboard.store.rollups import DAY_MINUTES, MINUTE_MS
+from dashboard.views.history import History, sum_by, time_bins, times
+from dashboard.views.transactions import MISSING
 
 FLAT_BP = 200
 #: Marginal bands of the progressive scheme: (upper bound of the band in IRR, rate in bp).

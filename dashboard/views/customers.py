@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.analytics import MISSING
-from dashboard.history import times
+from dashboard.views.history import times
+from dashboard.views.transactions import MISSING
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000

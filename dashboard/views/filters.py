@@ -23,8 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
-from dashboard.buffer import Snapshot
-from dashboard.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.store.buffer import Snapshot
 
 #: Window name -> length in ms (None: everything buffered), in menu order.
 WINDOWS: dict[str, int | None] = {

@@ -6,8 +6,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard.buffer import Snapshot
-from dashboard.schema import FRAUD_GEO, FRAUD_RULES
+from dashboard.core.schema import FRAUD_GEO, FRAUD_RULES
+from dashboard.store.buffer import Snapshot
 
 #: Reference cities for the map (the generator's far-away cities and Tehran).
 CITIES = pd.DataFrame(

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard import analytics
-from dashboard.buffer import RingBuffer
-from dashboard.filters import Filters, code_lookup
-from dashboard.rollups import MERCHANT_MINUTES, MINUTE_MS, ROLLUP_DAYS, Rollups, RollupSnapshot
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.rollups import MERCHANT_MINUTES, MINUTE_MS, ROLLUP_DAYS, Rollups, RollupSnapshot
+from dashboard.views import transactions as analytics
+from dashboard.views.filters import Filters, code_lookup
 
 #: Filter -> label, in the sidebar's order.
 FILTER_LABELS = {

@@ -19,8 +19,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dashboard.buffer import CATEGORICAL, ERROR_BITS, Snapshot, codes_of
-from dashboard.schema import RULE_EXPLANATIONS
+from dashboard.core.schema import RULE_EXPLANATIONS
+from dashboard.store.buffer import CATEGORICAL, ERROR_BITS, Snapshot, codes_of
 
 MINUTE_MS = 60_000
 MAX_BINS = 120

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.analytics import MISSING
-from dashboard.history import History, sum_by, times
-from dashboard.rollups import MERCHANT_MINUTES, MINUTE_MS
+from dashboard.store.rollups import MERCHANT_MINUTES, MINUTE_MS
+from dashboard.views.history import History, sum_by, times
+from dashboard.views.transactions import MISSING
 
 TEHRAN_OFFSET_MINUTES = 3 * 60 + 30
 HOUR_MINUTES = 60

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import live
-from dashboard.alerts import AlertLog, parse_alert
+from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_VELOCITY
 from dashboard.fraud.rules import Alert
-from dashboard.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_VELOCITY
+from dashboard.store.alert_log import AlertLog, parse_alert
+from dashboard.ui import source as live
 from tests import synthetic as syn
 
 APP = Path(__file__).resolve().parents[2] / "app.py"

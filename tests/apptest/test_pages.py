@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import live
-from dashboard.buffer import RingBuffer
-from dashboard.columns import to_batch
-from dashboard.filters import Filters
-from dashboard.rollups import Rollups
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.decode import to_batch
+from dashboard.store.rollups import Rollups
+from dashboard.ui import source as live
+from dashboard.views.filters import Filters
 from tests import insight_data
 from tests import synthetic as syn
 

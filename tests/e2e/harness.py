@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page
 
-from dashboard.columns import RawMessage
+from dashboard.store.decode import RawMessage
 from tests import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from dashboard.schema import ERROR_CODES
+from dashboard.core.schema import ERROR_CODES
 from tests import synthetic as syn
 from tests.e2e.harness import ARTIFACTS, ROOT, Dataset, Session, screenshot
 

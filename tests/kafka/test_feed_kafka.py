@@ -26,14 +26,14 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-from dashboard import feed as feed_module
-from dashboard.buffer import ERROR_BITS, Batch, RingBuffer, mask_of
-from dashboard.columns import RawMessage, to_batch
-from dashboard.feed import Feed, backfill_starts
-from dashboard.health import FeedStatus, Health, RateWindow
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
-from dashboard.settings import Settings
-from dashboard.validation import check
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
+from dashboard.core.settings import Settings
+from dashboard.core.validation import check
+from dashboard.feed import transactions as feed_module
+from dashboard.feed.status import FeedStatus, Health, RateWindow
+from dashboard.feed.transactions import Feed, backfill_starts
+from dashboard.store.buffer import ERROR_BITS, Batch, RingBuffer, mask_of
+from dashboard.store.decode import RawMessage, to_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW_MS = int(time.time() * 1000)

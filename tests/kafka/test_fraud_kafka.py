@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from dashboard.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_HEADER, FRAUD_PATTERN_HEADER, FRAUD_VELOCITY
+from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_HEADER, FRAUD_PATTERN_HEADER, FRAUD_VELOCITY
 from tests.kafka.kafkatools import committed_total, read_all, run_module, start_module
 
 pytestmark = pytest.mark.kafka

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from tests.kafka.kafkatools import committed_total, create_topic, produce, read_all, run_module, start_module
 
 pytestmark = pytest.mark.kafka

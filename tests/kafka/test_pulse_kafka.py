@@ -21,10 +21,10 @@ import orjson
 import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Message, TopicPartition
 
+from dashboard.core.schema import ERR_TIME, INJECTED_HEADER
+from dashboard.core.settings import Settings
+from dashboard.core.validation import check
 from dashboard.kafka.admin import delete_topics, ensure_topics, message_count, watermarks
-from dashboard.schema import ERR_TIME, INJECTED_HEADER
-from dashboard.settings import Settings
-from dashboard.validation import check
 
 pytestmark = pytest.mark.kafka
 

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import analytics, live
-from dashboard.buffer import RingBuffer
-from dashboard.columns import RawMessage, to_batch
-from dashboard.filters import Filters
-from dashboard.schema import ERROR_CODES, RULE_EXPLANATIONS
+from dashboard.core.schema import ERROR_CODES, RULE_EXPLANATIONS
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.decode import RawMessage, to_batch
+from dashboard.ui import source as live
+from dashboard.views import transactions as analytics
+from dashboard.views.filters import Filters
 from tests import synthetic as syn
 
 NOW = syn.NOW_MS

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.buffer import (
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME, ERROR_CODES
+from dashboard.store.buffer import (
     CATEGORICAL,
     ERROR_BITS,
     ID_WIDTH,
@@ -24,7 +25,6 @@ from dashboard.buffer import (
     mask_of,
     to_datetime,
 )
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME, ERROR_CODES
 
 
 # -- rows derived from one sequence number --------------------------------------

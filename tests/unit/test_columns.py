@@ -1,4 +1,4 @@
-"""Messages to buffer columns: every row and error bit agrees with dashboard.validation."""
+"""Messages to buffer columns: every row and error bit agrees with dashboard.core.validation."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import orjson
 import pytest
 
-from dashboard.buffer import CATEGORICAL, ERROR_BITS, NUMERIC, mask_of
-from dashboard.columns import RawMessage, to_batch
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
-from dashboard.validation import check, decode_plain
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
+from dashboard.core.validation import check, decode_plain
+from dashboard.store.buffer import CATEGORICAL, ERROR_BITS, NUMERIC, mask_of
+from dashboard.store.decode import RawMessage, to_batch
 from tests.synthetic import DROP
 from tests.synthetic import example_event as event
 

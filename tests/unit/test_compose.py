@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboard.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
-from dashboard.settings import Settings, settings_table
+from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+from dashboard.core.settings import Settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.buffer import RingBuffer
-from dashboard.columns import RawMessage, to_batch
-from dashboard.filters import (
+from dashboard.store.buffer import RingBuffer
+from dashboard.store.decode import RawMessage, to_batch
+from dashboard.views.filters import (
     DEFAULT_WINDOW,
     WINDOWS,
     Display,

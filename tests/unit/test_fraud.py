@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME, FRAUD_AMOUNT, FRAUD_GEO, FRAUD_RULES, FRAUD_VELOCITY
+from dashboard.core.settings import Settings
+from dashboard.core.validation import Transaction, check, decode_plain
 from dashboard.fraud import (
     EARTH_RADIUS_KM,
     Alert,
@@ -29,9 +32,6 @@ from dashboard.pulse.batch import FraudLabel, Message
 from dashboard.pulse.events import Streams, history, make_factory
 from dashboard.pulse.model import Population
 from dashboard.pulse.profile import Profile
-from dashboard.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME, FRAUD_AMOUNT, FRAUD_GEO, FRAUD_RULES, FRAUD_VELOCITY
-from dashboard.settings import Settings
-from dashboard.validation import Transaction, check, decode_plain
 
 T0 = 1_745_000_000_000  # epoch ms
 TEHRAN = (35.7219, 51.3347)

@@ -20,9 +20,20 @@ import numpy as np
 import orjson
 import pytest
 
+from dashboard.core.schema import (
+    ERR_DEVICE,
+    ERR_TIME,
+    FRAUD_GEO,
+    FRAUD_HEADER,
+    FRAUD_PATTERN_HEADER,
+    INJECTED_HEADER,
+    MERCHANT_CATEGORIES,
+)
+from dashboard.core.settings import Settings
+from dashboard.core.validation import check, parse_timestamp
 from dashboard.pulse.batch import Message, iso_utc, iso_utc_many
 from dashboard.pulse.events import Streams, history, make_factory
-from dashboard.pulse.invalid import INJECTED_CODES
+from dashboard.pulse.inject_invalid import INJECTED_CODES
 from dashboard.pulse.model import (
     AMOUNT_LOGNORMAL,
     CATEGORY_WEIGHTS,
@@ -35,17 +46,6 @@ from dashboard.pulse.model import (
 from dashboard.pulse.producer import Counts
 from dashboard.pulse.profile import Profile, hour_of_week, weekly_weights
 from dashboard.pulse.runner import Options, stream_live
-from dashboard.schema import (
-    ERR_DEVICE,
-    ERR_TIME,
-    FRAUD_GEO,
-    FRAUD_HEADER,
-    FRAUD_PATTERN_HEADER,
-    INJECTED_HEADER,
-    MERCHANT_CATEGORIES,
-)
-from dashboard.settings import Settings
-from dashboard.validation import check, parse_timestamp
 from tests.pulse_fakes import FakeProducer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,14 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from dashboard.pulse.batch import FraudLabel, Message
-from dashboard.pulse.events import Streams, history, make_factory
-from dashboard.pulse.fraud import CITIES, FraudInjector
-from dashboard.pulse.model import DEVICE_LIBRARY, TEHRAN, Population
-from dashboard.pulse.producer import Counts
-from dashboard.pulse.profile import Profile
-from dashboard.pulse.runner import LIVE_CHUNK, Options, stream_live
-from dashboard.schema import (
+from dashboard.core.schema import (
     ERR_TIME,
     FRAUD_AMOUNT,
     FRAUD_GEO,
@@ -26,8 +19,15 @@ from dashboard.schema import (
     FRAUD_RULES,
     FRAUD_VELOCITY,
 )
-from dashboard.settings import Settings
-from dashboard.validation import check, parse_timestamp
+from dashboard.core.settings import Settings
+from dashboard.core.validation import check, parse_timestamp
+from dashboard.pulse.batch import FraudLabel, Message
+from dashboard.pulse.events import Streams, history, make_factory
+from dashboard.pulse.inject_fraud import CITIES, FraudInjector
+from dashboard.pulse.model import DEVICE_LIBRARY, TEHRAN, Population
+from dashboard.pulse.producer import Counts
+from dashboard.pulse.profile import Profile
+from dashboard.pulse.runner import LIVE_CHUNK, Options, stream_live
 from tests.pulse_fakes import FakeProducer
 
 NOW = datetime(2025, 4, 26, 12, 19, 10, 304293, tzinfo=UTC).timestamp()

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import history
-from dashboard.buffer import CATEGORICAL, NUMERIC, Batch, RingBuffer
-from dashboard.columns import to_batch
-from dashboard.feed import Feed
-from dashboard.filters import Filters
-from dashboard.rollups import COMPACT_MIN_IDS, DAY_MINUTES, FUTURE_MINUTES, MINUTE_MS, Rollups
-from dashboard.settings import Settings
+from dashboard.core.settings import Settings
+from dashboard.feed.transactions import Feed
+from dashboard.store.buffer import CATEGORICAL, NUMERIC, Batch, RingBuffer
+from dashboard.store.decode import to_batch
+from dashboard.store.rollups import COMPACT_MIN_IDS, DAY_MINUTES, FUTURE_MINUTES, MINUTE_MS, Rollups
+from dashboard.views import history
+from dashboard.views.filters import Filters
 from tests import insight_data as data
 from tests import synthetic as syn
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.settings import Settings, SettingsError, settings_table
+from dashboard.core.settings import Settings, SettingsError, settings_table
 
 
 def test_defaults_match_the_original_generator() -> None:

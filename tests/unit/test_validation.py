@@ -11,9 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dashboard.ingest.records import Source, error_records
-from dashboard.schema import ENUM_FIELDS, ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
-from dashboard.validation import (
+from dashboard.core.schema import ENUM_FIELDS, ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
+from dashboard.core.validation import (
     DAY_MS,
     PlainTransaction,
     check,
@@ -22,6 +21,7 @@ from dashboard.validation import (
     ms_to_iso,
     parse_timestamp,
 )
+from dashboard.ingest.transform import Source, error_records
 from tests.synthetic import DROP
 from tests.synthetic import example_event as event
 

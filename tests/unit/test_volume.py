@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import history, volume
-from dashboard.filters import Filters
-from dashboard.rollups import MINUTE_MS, Rollups
+from dashboard.store.rollups import MINUTE_MS, Rollups
+from dashboard.views import history, volume
+from dashboard.views.filters import Filters
 from tests import insight_data as data
 from tests import synthetic as syn
 

@@ -1,7 +1,7 @@
 """Altair chart builders of the Commissions, Customers and Volume pages: typed pure functions.
 
-Each takes the small, already aggregated output of `dashboard.commissions`,
-`dashboard.customers` or `dashboard.volume` (at most a few hundred rows) and
+Each takes the small, already aggregated output of `dashboard.views.commissions`,
+`dashboard.views.customers` or `dashboard.views.volume` (at most a few hundred rows) and
 returns an `alt.Chart`; none touches raw rows or Streamlit. Text from
 messages (merchant and customer ids) reaches the browser only as chart data.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.analytics import MISSING
-from dashboard.charts import IRR, TIME_AXIS
-from dashboard.schema import COMMISSION_TYPES
-from dashboard.volume import WEEKDAYS
+from dashboard.core.schema import COMMISSION_TYPES
+from dashboard.ui.charts.transactions import IRR, TIME_AXIS
+from dashboard.views.transactions import MISSING
+from dashboard.views.volume import WEEKDAYS
 
 TYPE_DOMAIN = [*COMMISSION_TYPES, MISSING]
 TYPE_COLOURS = alt.Scale(domain=TYPE_DOMAIN, range=["#4c78a8", "#f58518", "#54a24b", "#9d9d9d"])

@@ -1,6 +1,6 @@
 """Altair chart builders: typed pure functions of small, already aggregated frames.
 
-Each takes the output of a `dashboard.analytics` function (at most a few
+Each takes the output of a `dashboard.views.transactions` function (at most a few
 hundred rows) and returns an `alt.Chart`; none touches raw rows or Streamlit.
 Text from messages (merchant ids) reaches the browser only as chart data,
 drawn by Vega as SVG text.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.schema import ERROR_CODES
+from dashboard.core.schema import ERROR_CODES
 
 VALID_COLOURS = alt.Scale(domain=["valid", "invalid"], range=["#2e9e6a", "#e5484d"])
 CODE_COLOURS = alt.Scale(domain=list(ERROR_CODES), range=["#f5a524", "#e5484d", "#8e6cf0", "#7f8c8d"])
