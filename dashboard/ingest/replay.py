@@ -22,26 +22,10 @@ from typing import cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from dashboard.core.settings import Settings
-from dashboard.core.validation import Checked, check, decode_plain
-from dashboard.fraud import FraudDetector, detector_input, plain_input
-from dashboard.fraud.rules import Alert
+from dashboard.fraud import FraudDetector
+from dashboard.ingest.transform import observe
 
 logger = logging.getLogger(__name__)
-
-
-_NO_ALERTS: list[Alert] = []
-
-
-def observe(
-    detector: FraudDetector | None, value: bytes | None, ts: int, skew_ms: int
-) -> tuple[Checked | None, list[Alert]]:
-    """Validate one message and feed the detector (if any); return (None if valid else the full check, alerts)."""
-    tx = decode_plain(value, ts, skew_ms) if value else None
-    if tx is not None:
-        return None, (detector.observe(plain_input(tx)) if detector is not None else _NO_ALERTS)
-    checked = check(value, ts, skew_ms)
-    full = detector_input(checked) if detector is not None else None
-    return checked, (detector.observe(full) if detector is not None and full is not None else _NO_ALERTS)
 
 
 class PartitionDetectors:

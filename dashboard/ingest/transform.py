@@ -1,4 +1,4 @@
-"""Error records for darooghe.error_logs: pure functions, no Kafka."""
+"""What the ingest worker makes of one message: its judgement, fraud alerts and error records. Pure, no Kafka."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 
-from dashboard.core.validation import Checked, ms_to_iso
+from dashboard.core.validation import Checked, check, decode_plain, ms_to_iso
+from dashboard.fraud import FraudDetector, detector_input, plain_input
+from dashboard.fraud.rules import Alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +50,18 @@ def error_records(checked: Checked, source: Source) -> list[tuple[bytes | None, 
         record = {"error_code": v.code, "message": v.message, "transaction_id": tx_id, **v.evidence, "source": src}
         out.append((key, orjson.dumps(record)))
     return out
+
+
+_NO_ALERTS: list[Alert] = []
+
+
+def observe(
+    detector: FraudDetector | None, value: bytes | None, ts: int, skew_ms: int
+) -> tuple[Checked | None, list[Alert]]:
+    """Validate one message and feed the detector (if any); return (None if valid else the full check, alerts)."""
+    tx = decode_plain(value, ts, skew_ms) if value else None
+    if tx is not None:
+        return None, (detector.observe(plain_input(tx)) if detector is not None else _NO_ALERTS)
+    checked = check(value, ts, skew_ms)
+    full = detector_input(checked) if detector is not None else None
+    return checked, (detector.observe(full) if detector is not None and full is not None else _NO_ALERTS)

@@ -29,8 +29,8 @@ from typing import cast
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from dashboard.core.settings import Settings
-from dashboard.ingest.replay import PartitionDetectors, observe
-from dashboard.ingest.transform import Source, error_records
+from dashboard.ingest.replay import PartitionDetectors
+from dashboard.ingest.transform import Source, error_records, observe
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
 
