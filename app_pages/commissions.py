@@ -2,35 +2,35 @@
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import format as fmt
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import commissions, history
-from dashboard.views import transactions as analytics
 from dashboard.views.filters import Filters
 
 COLUMNS = ["amount", "commission_amount", "commission_type", "merchant_id", "merchant_category"]
 WINDOWS = 12  # latest 5-minute windows in the top-merchants table
 TOP = 3
 TABLE_COLUMNS = {
-    **ui.TABLE_COLUMNS,
+    **widgets.TABLE_COLUMNS,
     "window": st.column_config.DatetimeColumn("window from (UTC)", format="YYYY-MM-DD HH:mm"),
-    "commission": st.column_config.NumberColumn("commission", format=ui.IRR_FORMAT),
-    "commission_led": st.column_config.NumberColumn("commission in them", format=ui.IRR_FORMAT),
+    "commission": st.column_config.NumberColumn("commission", format=widgets.IRR_FORMAT),
+    "commission_led": st.column_config.NumberColumn("commission in them", format=widgets.IRR_FORMAT),
     "share": st.column_config.NumberColumn("share", format="percent"),
     "windows_led": st.column_config.NumberColumn("windows led", format="%,d"),
     "commission_type": st.column_config.TextColumn("actual type"),
-    "actual": st.column_config.NumberColumn("actual", format=ui.IRR_FORMAT),
-    **{name: st.column_config.NumberColumn(name, format=ui.IRR_FORMAT) for name in commissions.SCHEMES},
+    "actual": st.column_config.NumberColumn("actual", format=widgets.IRR_FORMAT),
+    **{name: st.column_config.NumberColumn(name, format=widgets.IRR_FORMAT) for name in commissions.SCHEMES},
 }
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Commissions")
 
 
 def body() -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
+    sel = shell.select(ctx)
     if sel is None:
         return
     frame = sel.frame(COLUMNS)
@@ -39,12 +39,12 @@ def body() -> None:
     commission, amount = float(ratio["commission"].sum()), float(ratio["amount"].sum())
     cols = st.columns(3)
     with cols[0]:
-        ui.metric("Commission (IRR)", analytics.format_compact(commission), help=f"{commission:,.0f} IRR")
+        widgets.metric("Commission (IRR)", fmt.format_compact(commission), help=f"{commission:,.0f} IRR")
     with cols[1]:
-        ui.metric("Commission ratio", f"{commission / amount:.2%}" if amount else "—", help="Commission / amount.")
+        widgets.metric("Commission ratio", f"{commission / amount:.2%}" if amount else "—", help="Commission / amount.")
     with cols[2]:
         per = commission / max(int(ratio["transactions"].sum()), 1)
-        ui.metric("Per transaction (IRR)", f"{per:,.0f}")
+        widgets.metric("Per transaction (IRR)", f"{per:,.0f}")
 
     past = history.select(snap, ctx.filters, sel.now_ms)
     if len(past.frame):
@@ -97,4 +97,4 @@ def body() -> None:
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS)
 
 
-ui.run_live(body, ctx.display)
+shell.run_live(body, ctx.display)

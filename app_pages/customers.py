@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.store.rollups import ROLLUP_DAYS
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import customers
@@ -14,7 +14,7 @@ HOUR_MS = 3_600_000
 MAX_HOURS = ROLLUP_DAYS * 24  # hourly bars at most
 TOP = 10
 TABLE_COLUMNS = {
-    **ui.TABLE_COLUMNS,
+    **widgets.TABLE_COLUMNS,
     "customer_id": st.column_config.TextColumn("customer"),
     "customer_type": st.column_config.TextColumn("type"),
     "customers": st.column_config.NumberColumn("customers", format="%,d"),
@@ -24,13 +24,13 @@ TABLE_COLUMNS = {
     "first_seen": st.column_config.DatetimeColumn("first seen (UTC)", format="YYYY-MM-DD HH:mm"),
 }
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Customers")
 
 
 def body() -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
+    sel = shell.select(ctx)
     if sel is None:
         return
     frame = sel.frame(COLUMNS)
@@ -40,13 +40,15 @@ def body() -> None:
     active, new = customers.recent(frame, first, now - HOUR_MS, now)
     cols = st.columns(4)
     with cols[0]:
-        ui.metric("Customers", f"{len(present):,}", help="Distinct customers among the selected transactions.")
+        widgets.metric("Customers", f"{len(present):,}", help="Distinct customers among the selected transactions.")
     with cols[1]:
-        ui.metric("Transactions per customer", f"{counts.mean():,.2f}" if len(counts) else "—")
+        widgets.metric("Transactions per customer", f"{counts.mean():,.2f}" if len(counts) else "—")
     with cols[2]:
-        ui.metric("Active, last 60 min", f"{active:,}", help="Distinct customers in the last 60 minutes (event time).")
+        widgets.metric(
+            "Active, last 60 min", f"{active:,}", help="Distinct customers in the last 60 minutes (event time)."
+        )
     with cols[3]:
-        ui.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
+        widgets.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
 
     left, right = st.columns(2)
     with left:
@@ -75,4 +77,4 @@ def body() -> None:
     st.dataframe(customers.top_customers(frame, first, TOP), hide_index=True, column_config=TABLE_COLUMNS)
 
 
-ui.run_live(body, ctx.display)
+shell.run_live(body, ctx.display)

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
@@ -18,7 +18,7 @@ ALERT_COLUMNS = {
     "transaction_ids": st.column_config.ListColumn("transactions"),
 }
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Fraud")
 
 
@@ -34,7 +34,7 @@ def evidence_text(row: dict) -> str:
 def fraud() -> None:
     """Everything below the title; refreshed in place."""
     alerts = live.alert_log(ctx.settings).snapshot()
-    sel = ui.select(ctx)
+    sel = shell.select(ctx)
     if sel is not None and sel.count < len(sel.snapshot):
         alerts = fraud_view.restrict_to_rows(alerts, sel.snapshot, sel.mask)
         st.caption("Alerts naming at least one of the filtered transactions.")
@@ -44,10 +44,10 @@ def fraud() -> None:
     counts = alerts["rule"].value_counts()
     cols = st.columns(1 + len(FRAUD_RULES))
     with cols[0]:
-        ui.metric("Alerts", f"{len(alerts):,}")
+        widgets.metric("Alerts", f"{len(alerts):,}")
     for col, rule in zip(cols[1:], FRAUD_RULES, strict=True):
         with col:
-            ui.metric(rule, f"{int(counts.get(rule, 0)):,}", help=FRAUD_EXPLANATIONS[rule])
+            widgets.metric(rule, f"{int(counts.get(rule, 0)):,}", help=FRAUD_EXPLANATIONS[rule])
 
     st.subheader("Latest alerts")
     latest = alerts.tail(FEED_LIMIT).iloc[::-1]
@@ -81,9 +81,9 @@ def fraud() -> None:
             columns = ["ts", "kafka_ts", "merchant_id", "payment_method", "status", "amount", "lat", "lng"]
             columns.append("error_mask")
             table = analytics.feed_table(snapshot.frame(columns, rows=rows[::-1][:FEED_LIMIT]))
-            st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+            st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
         else:
             st.caption("None of this customer's transactions is buffered any more.")
 
 
-ui.run_live(fraud, ctx.display)
+shell.run_live(fraud, ctx.display)

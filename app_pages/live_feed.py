@@ -4,7 +4,7 @@ import hashlib
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.views import transactions as analytics
 
 LIMIT = 200
@@ -32,13 +32,13 @@ ORDER = [
     "transaction_id",
 ]
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Live feed")
 
 
 def feed() -> None:
     """The table and the selected row's message; refreshed in place."""
-    sel = ui.select(ctx)
+    sel = shell.select(ctx)
     if sel is None:
         return
     snapshot = sel.snapshot
@@ -65,7 +65,7 @@ def feed() -> None:
         selection_mode="single-row",
         hide_index=True,
         column_order=ORDER,
-        column_config=ui.TABLE_COLUMNS,
+        column_config=widgets.TABLE_COLUMNS,
         height=420,
     )
     if not chosen or chosen[0] >= len(positions):
@@ -76,7 +76,7 @@ def feed() -> None:
     st.subheader("Selected transaction")
     if position in payloads:
         kafka_ts = int(snapshot.numeric["kafka_ts_ms"][position])
-        ui.show_message(payloads[position], kafka_ts, ctx.settings.time_skew_ms)
+        widgets.show_message(payloads[position], kafka_ts, ctx.settings.time_skew_ms)
     else:
         st.info("Its raw message is no longer kept (only the latest are); these are its decoded columns.")
         st.json(
@@ -84,4 +84,4 @@ def feed() -> None:
         )
 
 
-ui.run_live(feed, ctx.display)
+shell.run_live(feed, ctx.display)

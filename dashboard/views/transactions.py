@@ -335,25 +335,3 @@ def feed_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["valid"] = frame["error_mask"].to_numpy() == 0
     out["errors"] = error_text(frame["error_mask"].to_numpy())
     return out
-
-
-def format_irr(value: float | None) -> str:
-    """Format an IRR amount with thousands separators, no decimals ("—" when unknown)."""
-    if value is None or not np.isfinite(value):
-        return "—"
-    return f"{round(value):,} IRR"
-
-
-def format_compact(value: float | None) -> str:
-    """Format a large number briefly: 950, 12,345, 4.95 M, 1.23 B ("—" when unknown)."""
-    if value is None or not np.isfinite(value):
-        return "—"
-    for scale, suffix in ((1e12, " T"), (1e9, " B"), (1e6, " M")):
-        if abs(value) >= scale:
-            return f"{value / scale:,.2f}{suffix}"
-    return f"{round(value):,}"
-
-
-def format_share(value: float | None) -> str:
-    """Format a ratio as a percentage with one decimal ("—" when undefined)."""
-    return "—" if value is None else f"{value:.1%}"
