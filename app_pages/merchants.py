@@ -30,7 +30,7 @@ def merchants() -> None:
         top = analytics.top_merchants(frame, TOP, by=by)  # type: ignore[arg-type]
         columns = {
             **widgets.TABLE_COLUMNS,
-            key: widgets.bar_column(key.replace("_", " "), top[key].max(), number_format),
+            key: widgets.bar_column(key.replace("_", " "), top[key].max(), shown_as),
         }
         with col:
             st.subheader(title)
