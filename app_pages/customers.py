@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.core.timeunits import HOUR_MS, MINUTE_MS
 from dashboard.store.rollups import ROLLUP_DAYS
 from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
@@ -9,8 +10,6 @@ from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import customers
 
 COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 MAX_HOURS = ROLLUP_DAYS * 24  # hourly bars at most
 TOP = 10
 TABLE_COLUMNS = {

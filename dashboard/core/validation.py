@@ -28,8 +28,8 @@ from dashboard.core.schema import (
     ID_FIELDS,
     MOBILE_OSES,
 )
+from dashboard.core.timeunits import DAY_MS
 
-DAY_MS = 86_400_000
 DEFAULT_SKEW_MS = 1_000
 EXCERPT_BYTES = 200
 _EPOCH_MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds, below are seconds
