@@ -75,3 +75,7 @@ FRAUD_EXPLANATIONS: Final[dict[str, str]] = {
 #: the rule the pattern should trigger, and the pattern's id (events of one burst share it).
 FRAUD_HEADER: Final = "darooghe-fraud"
 FRAUD_PATTERN_HEADER: Final = "darooghe-fraud-pattern"
+
+#: What Darooghe charges per transaction (DATA.md): commission = int(2 % of amount), VAT = int(9 % of amount).
+COMMISSION_RATE: Final = 0.02
+VAT_RATE: Final = 0.09

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.core.schema import COMMISSION_RATE
 from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
 from dashboard.store.buffer import to_datetime
 from dashboard.views.history import History, sum_by, time_bins
 from dashboard.views.transactions import MISSING
 
-FLAT_BP = 200
+FLAT_BP = round(COMMISSION_RATE * 10_000)  # what the generator charges
 #: Marginal bands of the progressive scheme: (upper bound of the band in IRR, rate in bp).
 PROGRESSIVE_BANDS: tuple[tuple[float, int], ...] = ((250_000, 150), (1_000_000, 200), (math.inf, 300))
 #: Tiers by monthly volume: (volume from which the tier starts, IRR per 30 days; rate in bp).
