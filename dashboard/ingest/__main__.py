@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
+from dashboard.core.settings import SettingsError
 from dashboard.ingest.worker import IngestWorker
+from dashboard.kafka.config import check_client_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,11 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.until_idle is not None and args.until_idle <= 0:
         parser.error("--until-idle must be positive")
     setup_logging()
-    settings = load_settings("ingest")
+    settings = load_settings("ingest", check_client_config)
     worker = IngestWorker(
         settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
     )
-    worker.run()
+    try:
+        worker.run()
+    except SettingsError as exc:  # the cluster cannot hold the topics as configured
+        logging.getLogger("dashboard.ingest").error("ingest: %s", exc)
+        return 2
     return 0
 
 

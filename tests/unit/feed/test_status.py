@@ -79,3 +79,20 @@ def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:
     assert (h.last_error, h.last_error_at) == ("Broker: Unknown topic", 2.0)
     status.appended(to_batch([RawMessage(event(NOW_MS), NOW_MS)]), {}, now=4.0)
     assert status.error("Broker: Unknown topic", 5.0)
+
+
+def test_refused_kafka_settings_are_a_down_state_with_the_reason() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    status.misconfigured("KAFKA_ACKS: invalid Kafka client setting: x", 100.0)
+    h = status.health(101.0, broker_down=False)
+    assert h.state == "down" and h.config_error == "KAFKA_ACKS: invalid Kafka client setting: x"
+    assert h.message == "cannot connect: KAFKA_ACKS: invalid Kafka client setting: x"
+    assert h.last_error == h.config_error and h.last_error_at == 100.0
+
+
+def test_cluster_figures_from_the_probe() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    assert (status.health(1.0, False).brokers, status.health(1.0, False).cluster_problem) == (None, None)
+    status.cluster(2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
+    h = status.health(1.0, False)
+    assert (h.brokers, h.cluster_problem) == (2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
