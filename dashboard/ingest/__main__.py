@@ -7,6 +7,7 @@ import logging
 
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.core.settings import SettingsError
+from dashboard.ingest.metrics import WorkerMetrics, serve
 from dashboard.ingest.worker import IngestWorker
 from dashboard.kafka.config import check_client_config
 
@@ -25,11 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     worker = IngestWorker(
         settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
     )
+    log = logging.getLogger("dashboard.ingest")
+    server = None
+    if settings.metrics_port is not None:
+        metrics = worker.metrics = WorkerMetrics(worker)
+        try:
+            server = serve(metrics, settings.metrics_address, settings.metrics_port)
+        except OSError as exc:
+            where = f"{settings.metrics_address}:{settings.metrics_port}"
+            log.error("ingest: METRICS_PORT=%d: cannot listen on %s (%s)", settings.metrics_port, where, exc.strerror)
+            return 2
     try:
         worker.run()
     except SettingsError as exc:  # the cluster cannot hold the topics as configured
-        logging.getLogger("dashboard.ingest").error("ingest: %s", exc)
+        log.error("ingest: %s", exc)
         return 2
+    finally:
+        if server is not None:
+            server.shutdown()
     return 0
 
 

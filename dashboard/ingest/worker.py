@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -33,6 +33,9 @@ from dashboard.ingest.replay import PartitionDetectors
 from dashboard.ingest.transform import Source, error_records, observe
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
+
+if TYPE_CHECKING:
+    from dashboard.ingest.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,7 @@ class IngestWorker:
         self._producer_ref: Producer | None = None
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
+        self.metrics: WorkerMetrics | None = None  # set by the entry point when METRICS_PORT is on
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -207,6 +211,8 @@ class IngestWorker:
             while not self.stop.is_set():
                 msgs = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
                 now = self.clock()
+                if self.metrics is not None:
+                    self.metrics.tick(consumer, now)
                 if msgs:
                     self._last_data = now
                     if self.stats.first_batch_at is None:
