@@ -37,6 +37,8 @@ _NOT_LIBRDKAFKA = {
     "KAFKA_EXTRA_CONFIG",
     "KAFKA_STOP_TIMEOUT",
 }
+#: What to check when the broker refuses our credentials (logs, the Health page).
+CREDENTIALS_HINT = "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
 # confluent-kafka's Python-side options, whose names keep their underscores.
 _PYTHON_KEYS = {"error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_delivery", "on_commit", "logger"}
 _SECRET_WORDS = ("password", "secret", "key", "token", "jaas", "credential")

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from dashboard.core.settings import CREDENTIALS_HINT
 from dashboard.store.buffer import ERROR_BITS, Batch
 
 logger = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ class FeedStatus:
         with self._lock:
             self._ingest_lag, self._error_records = ingest_lag, error_records
 
-    def health(self, now: float, broker_down: bool) -> Health:
-        """Return the snapshot at time `now`; `broker_down` comes from the feed's BrokerState."""
+    def health(self, now: float, broker_down: bool, auth_error: str | None = None) -> Health:
+        """Return the snapshot at time `now`; `broker_down` and `auth_error` come from the feed's BrokerState."""
         with self._lock:
             failed = broker_down or self._crash or self._config_error
             state: State = "down" if failed else "connected" if self._connected else "connecting"
@@ -168,6 +169,8 @@ class FeedStatus:
                 message = f"cannot connect: {self._config_error}"
             elif self._crash is not None:
                 message = f"feed stopped: {self._crash}"
+            elif state == "down" and auth_error:
+                message = f"authentication failed at {self.bootstrap}, retrying ({CREDENTIALS_HINT}): {auth_error}"
             elif state == "down":
                 message = f"no broker at {self.bootstrap}, retrying"
             elif state == "connecting":

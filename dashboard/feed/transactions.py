@@ -109,7 +109,7 @@ class Feed:
 
     def health(self) -> Health:
         """Return an immutable snapshot of the feed's state; thread-safe."""
-        return self._status.health(self.clock(), self._broker.down)
+        return self._status.health(self.clock(), self._broker.down, self._broker.auth_error)
 
     # -- consumer thread ------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:

@@ -9,7 +9,7 @@ from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.core.settings import SettingsError
 from dashboard.ingest.metrics import WorkerMetrics, serve
 from dashboard.ingest.worker import IngestWorker
-from dashboard.kafka.config import check_client_config
+from dashboard.kafka.config import preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.until_idle is not None and args.until_idle <= 0:
         parser.error("--until-idle must be positive")
     setup_logging()
-    settings = load_settings("ingest", check_client_config)
+    settings = load_settings("ingest", preflight)
     worker = IngestWorker(
         settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
     )

@@ -10,10 +10,13 @@ and turns their refusal into a `SettingsError` naming the variable.
 from __future__ import annotations
 
 import re
+import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
-from dashboard.core.settings import Settings, SettingsError, is_secret
+from dashboard.core.settings import CREDENTIALS_HINT, Settings, SettingsError, is_secret
+from dashboard.kafka.broker_state import AUTH_CODES
 
 _PROPERTY = re.compile(r'property:? "([a-z0-9_.]+)"')
 # librdkafka names some properties by their canonical alias in its messages.
@@ -75,3 +78,37 @@ def check_client_config(settings: Settings) -> None:
     error = client_config_error(settings)
     if error is not None:
         raise SettingsError(error)
+
+
+def check_credentials(settings: Settings, timeout: float = 5.0) -> None:
+    """Raise SettingsError (one line) when the broker refuses our credentials; return when it answers or is down.
+
+    A broker that cannot be reached is no settings error: the services
+    retry on their own, so this gives up quietly after `timeout` seconds.
+    """
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in AUTH_CODES:
+            refused.append(err.str())
+
+    admin = AdminClient(settings.kafka_config(error_cb=on_error))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=0.5)
+            return
+        except KafkaException:
+            admin.poll(0)  # serve error_cb
+        if refused:
+            raise SettingsError(
+                settings.mask(
+                    f"authentication failed at {settings.bootstrap_servers} ({CREDENTIALS_HINT}): {refused[0]}"
+                )
+            )
+
+
+def preflight(settings: Settings) -> None:
+    """What every CLI checks at start: librdkafka accepts the settings, the broker (if up) accepts the credentials."""
+    check_client_config(settings)
+    check_credentials(settings)

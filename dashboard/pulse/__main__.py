@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException
 
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.core.settings import SettingsError
-from dashboard.kafka.config import check_client_config
+from dashboard.kafka.config import preflight
 from dashboard.pulse.producer import LIBRDKAFKA_LOGGER
 from dashboard.pulse.runner import Options, run
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the generator; return the exit code."""
     options = parse_args(argv)
     setup_logging()
-    settings = load_settings("pulse", check_client_config)
+    settings = load_settings("pulse", preflight)
     stop = stop_on_signals()
     try:
         counts = run(settings, options, stop)

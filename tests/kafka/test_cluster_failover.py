@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from dashboard.core.settings import Settings
@@ -239,11 +239,11 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
         killed_at = time.monotonic()
         at_kill = (producer.sent, feed.health().messages_total)
         assert 0 < at_kill[0] < EVENTS, "the kill did not land mid-stream"
-        committed_at_kill = committed_total(cluster.bootstrap, group, topic)
+        committed_at_kill = committed(cluster.bootstrap, group, topic)
         while time.monotonic() - killed_at < OUTAGE_S:  # the outage: workers must stay up throughout
             assert all(w.poll() is None for w in workers), "a worker exited during the outage"
             time.sleep(0.5)
-        during = (feed.health().messages_total, committed_total(cluster.bootstrap, group, topic))
+        during = (feed.health().messages_total, committed(cluster.bootstrap, group, topic))
         cluster.run("start", str(node))
         producer.join(240)
         assert not producer.is_alive()
@@ -251,7 +251,7 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
 
         wait_for(
             "the workers' committed offsets at the end of every partition",
-            lambda: committed_total(cluster.bootstrap, group, topic) == EVENTS,
+            lambda: committed(cluster.bootstrap, group, topic) == EVENTS,
             timeout=120,
         )
         wait_for("the feed to count every event", lambda: feed.health().messages_total == EVENTS, timeout=60)
@@ -280,6 +280,18 @@ def admin_high(cluster: LocalKafka, tp: TopicPartition) -> int:
         return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
     finally:
         consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed total; retried while a dead node's coordinators move (NOT_COORDINATOR, timeouts)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return committed_total(bootstrap, group, topic)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import pytest
+from confluent_kafka import KafkaError
 
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from dashboard.feed.status import FeedStatus, RateWindow
+from dashboard.kafka.broker_state import BrokerState
 from dashboard.store.decode import RawMessage, to_batch
 from tests.feed_events import event
 
@@ -96,3 +99,19 @@ def test_cluster_figures_from_the_probe() -> None:
     status.cluster(2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
     h = status.health(1.0, False)
     assert (h.brokers, h.cluster_problem) == (2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
+
+
+def test_refused_credentials_are_down_with_the_reason_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    state = BrokerState("k:9092", logging.getLogger("test.broker"))
+    err = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: Authentication failed")
+    with caplog.at_level(logging.INFO, "test.broker"):
+        state.on_error(err)
+        state.on_error(err)
+    assert state.down and state.auth_error == "SASL authentication error: Authentication failed"
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD" in caplog.text
+    status = FeedStatus("k:9092", "tx", stale_seconds=10)
+    h = status.health(1.0, state.down, state.auth_error)
+    assert h.state == "down" and h.message.startswith("authentication failed at k:9092, retrying (check KAFKA_SASL")
+    state.mark_up()
+    assert not state.down and state.auth_error is None
