@@ -12,14 +12,11 @@ TOP = 5
 COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]
 
 ctx = shell.context()
-st.title("Merchants")
 
 
-def merchants() -> None:
+@shell.live_page("Merchants")
+def merchants(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     snapshot = sel.snapshot
     frame = sel.frame(["merchant_id", "amount"])
     by_count, by_value = st.columns(2)
@@ -70,6 +67,3 @@ def merchants() -> None:
     with right:
         errors = analytics.error_counts(mframe)[["code", "transactions", "share"]]
         st.dataframe(errors, hide_index=True, column_config=widgets.TABLE_COLUMNS)
-
-
-shell.run_live(merchants, ctx.display)

@@ -15,14 +15,11 @@ BREAKDOWNS = (
 )
 
 ctx = shell.context()
-st.title("Overview")
 
 
-def overview() -> None:
+@shell.live_page("Overview")
+def overview(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     window = ctx.filters.window_ms
     c = analytics.counters(frame, sel.now_ms, window)
@@ -68,6 +65,3 @@ def overview() -> None:
     kafka_ts = int(sel.snapshot.numeric["kafka_ts_ms"][position])
     st.caption("Validated again against its own Kafka timestamp, as the ingest worker does.")
     widgets.show_message(analytics.raw_payloads(sel.snapshot)[position], kafka_ts, ctx.settings.time_skew_ms)
-
-
-shell.run_live(overview, ctx.display)

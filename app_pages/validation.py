@@ -14,7 +14,6 @@ LIMIT = 100
 COLUMNS = ["kafka_ts", "merchant_id", "payment_method", "status", "amount", "error_mask"]
 
 ctx = shell.context()
-st.title("Validation")
 
 
 def reasons(sel: shell.Selection, positions: np.ndarray) -> list[str]:
@@ -28,11 +27,9 @@ def reasons(sel: shell.Selection, positions: np.ndarray) -> list[str]:
     ]
 
 
-def validation() -> None:
+@shell.live_page("Validation")
+def validation(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(["kafka_ts_ms", "error_mask"])
     window = ctx.filters.window_ms
     invalid = int(np.count_nonzero(frame["error_mask"].to_numpy()))
@@ -73,6 +70,3 @@ def validation() -> None:
         hide_index=True,
         column_config=widgets.TABLE_COLUMNS,
     )
-
-
-shell.run_live(validation, ctx.display)
