@@ -51,11 +51,9 @@ def merchants(sel: shell.Selection) -> None:
     with cols[1]:
         widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
     with cols[2]:
-        level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
-        widgets.metric("Approval rate", fmt.format_share(c.approval_rate), level)
+        widgets.approval_rate(c.approval_rate)
     with cols[3]:
-        level = analytics.level(c.invalid_share, *analytics.INVALID_LEVELS)
-        widgets.metric("Invalid share", fmt.format_share(c.invalid_share), level)
+        widgets.invalid_share(c.invalid_share)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
     left, right = st.columns(2)

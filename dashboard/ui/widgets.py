@@ -14,7 +14,8 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard.core.validation import check, excerpt
-from dashboard.views.transactions import Level
+from dashboard.ui.format import format_share
+from dashboard.views.transactions import APPROVAL_LEVELS, INVALID_LEVELS, Level, level
 
 LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
     "green": "green",
@@ -86,4 +87,24 @@ def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
             }
         ),
         hide_index=True,
+    )
+
+
+def approval_rate(value: float | None) -> None:
+    """The approval-rate counter with its level (ok from 90 %, alert below 80 %)."""
+    metric(
+        "Approval rate",
+        format_share(value),
+        level(value, *APPROVAL_LEVELS),
+        help="Approved among transactions with a status; ok from 90 %, alert below 80 %.",
+    )
+
+
+def invalid_share(value: float | None) -> None:
+    """The invalid-share counter with its level (ok up to 2 %, alert above 5 %)."""
+    metric(
+        "Invalid share",
+        format_share(value),
+        level(value, *INVALID_LEVELS),
+        help="Transactions breaking a rule; ok up to 2 %, alert above 5 %.",
     )
