@@ -51,9 +51,9 @@ def merchants(sel: shell.Selection) -> None:
     with cols[1]:
         widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
     with cols[2]:
-        widgets.approval_rate(c.approval_rate)
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[3]:
-        widgets.invalid_share(c.invalid_share)
+        widgets.share_counter("Invalid share", c.invalid_share)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
     left, right = st.columns(2)

@@ -33,9 +33,9 @@ def overview(sel: shell.Selection) -> None:
     with cols[3]:
         widgets.metric("Average (IRR)", "—" if c.average_amount is None else f"{c.average_amount:,.0f}")
     with cols[4]:
-        widgets.approval_rate(c.approval_rate)
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[5]:
-        widgets.invalid_share(c.invalid_share)
+        widgets.share_counter("Invalid share", c.invalid_share)
     st.altair_chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)), width="stretch")
 
     # Tables rather than three more Altair charts: the same figures at a

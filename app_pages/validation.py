@@ -38,7 +38,7 @@ def validation(sel: shell.Selection) -> None:
     with cols[0]:
         widgets.metric("Invalid transactions", f"{invalid:,}")
     with cols[1]:
-        widgets.invalid_share(share)
+        widgets.share_counter("Invalid share", share)
     for col, row in zip(cols[2:], counts.itertuples(), strict=True):
         with col:
             widgets.metric(str(row.code), f"{row.transactions:,}")

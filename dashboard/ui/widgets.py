@@ -90,21 +90,14 @@ def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
     )
 
 
-def approval_rate(value: float | None) -> None:
-    """The approval-rate counter with its level (ok from 90 %, alert below 80 %)."""
-    metric(
-        "Approval rate",
-        format_share(value),
-        level(value, *APPROVAL_LEVELS),
-        help="Approved among transactions with a status; ok from 90 %, alert below 80 %.",
-    )
+#: Counters of a share with a traffic-light level: thresholds (green, amber) and help text.
+SHARE_COUNTERS: dict[str, tuple[tuple[float, float], str]] = {
+    "Approval rate": (APPROVAL_LEVELS, "Approved among transactions with a status; ok from 90 %, alert below 80 %."),
+    "Invalid share": (INVALID_LEVELS, "Transactions breaking a rule; ok up to 2 %, alert above 5 %."),
+}
 
 
-def invalid_share(value: float | None) -> None:
-    """The invalid-share counter with its level (ok up to 2 %, alert above 5 %)."""
-    metric(
-        "Invalid share",
-        format_share(value),
-        level(value, *INVALID_LEVELS),
-        help="Transactions breaking a rule; ok up to 2 %, alert above 5 %.",
-    )
+def share_counter(label: str, value: float | None) -> None:
+    """Show one of SHARE_COUNTERS: the share as a percentage, its level and its help."""
+    levels, help = SHARE_COUNTERS[label]
+    metric(label, format_share(value), level(value, *levels), help=help)
