@@ -33,7 +33,7 @@ def evidence_text(row: dict) -> str:
 
 def fraud() -> None:
     """Everything below the title; refreshed in place."""
-    alerts = live.alert_log(ctx.settings).snapshot()
+    alerts = ctx.alerts()
     sel = shell.select(ctx)
     if sel is not None and sel.count < len(sel.snapshot):
         alerts = fraud_view.restrict_to_rows(alerts, sel.snapshot, sel.mask)
