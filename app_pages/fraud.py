@@ -5,7 +5,6 @@ import streamlit as st
 
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
 from dashboard.ui import shell, widgets
-from dashboard.ui import source as live
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
 
