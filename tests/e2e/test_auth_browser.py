@@ -28,7 +28,9 @@ from tests.kafka.kafkatools import produce
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
 DEADLINE_MS = 30_000
-ANALYST = User(sub="ana@corp.example", claims={"email": "ana@corp.example", "name": "Ana Analyst", "email_verified": True})
+ANALYST = User(
+    sub="ana@corp.example", claims={"email": "ana@corp.example", "name": "Ana Analyst", "email_verified": True}
+)
 VIEWER = User(sub="wall@corp.example", claims={"email": "wall@corp.example", "name": "Wall Screen"})
 OUTSIDER = User(sub="eve@elsewhere.example", claims={"email": "eve@elsewhere.example", "name": "Eve Outsider"})
 FULL_ID = re.compile(r"cust_\d")
@@ -180,7 +182,8 @@ def test_a_viewer_sees_masked_ids_on_every_page_and_in_downloads(
         assert not FULL_ID.search(html), f"{title}: a full id {FULL_ID.search(html)} is shown to a viewer"
     links.filter(has_text="Fraud").click()
     wait_for_data(page, auth_app, "Fraud")
-    expect(page.get_by_test_id("stDataFrame").first).to_contain_text(MASKED_ID, timeout=DEADLINE_MS)  # the alerts' customers, pseudonymised
+    # The alerts' customers, pseudonymised:
+    expect(page.get_by_test_id("stDataFrame").first).to_contain_text(MASKED_ID, timeout=DEADLINE_MS)
     assert not FULL_ID.search(grid_text(page))
     screenshot(page, ARTIFACTS / "viewer-fraud.png")
     csv = top_customers(page, auth_app)

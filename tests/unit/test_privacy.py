@@ -80,9 +80,10 @@ def test_odd_customer_ids_and_locations_are_masked_whole() -> None:
         privacy.mask_payload(orjson.dumps(syn.example_event(location={"lat": "35.6712", "lng": 51})), KEY) or b""
     )
     assert text["location"] == {"lat": "35.7", "lng": 51}
-    assert orjson.loads(privacy.mask_payload(orjson.dumps(syn.example_event(customer_id=None)), KEY) or b"")[
-        "customer_id"
-    ] is None
+    assert (
+        orjson.loads(privacy.mask_payload(orjson.dumps(syn.example_event(customer_id=None)), KEY) or b"")["customer_id"]
+        is None
+    )
 
 
 def test_ids_elsewhere_in_a_message_and_in_non_json_text_are_masked() -> None:
@@ -130,7 +131,8 @@ def test_any_json_object_is_masked_and_judged_alike(base: dict, customer_id: obj
 def test_mask_snapshot() -> None:
     snap = syn.buffer_of(EVENTS).snapshot()
     masked = privacy.mask_snapshot(snap, KEY)
-    real, shown = snap.frame(["customer_id", "lat", "lng", "amount"]), masked.frame(["customer_id", "lat", "lng", "amount"])
+    columns = ["customer_id", "lat", "lng", "amount"]
+    real, shown = snap.frame(columns), masked.frame(columns)
     assert [privacy.pseudonym(str(c), KEY) for c in real["customer_id"]] == shown["customer_id"].astype(str).tolist()
     assert real["customer_id"].nunique() == shown["customer_id"].nunique()  # distinct counts stay right
     np.testing.assert_allclose(shown["lat"], np.round(real["lat"], 1), atol=1e-5)
