@@ -3,7 +3,7 @@
 What a viewer sees instead of the real thing:
 
 - a customer id becomes a pseudonym `cust_…k3q9ab`: the id's prefix up to its
-  first underscore, then six characters of an HMAC of the id under a key the
+  first underscore, then six characters of a keyed hash (BLAKE2b MAC) of the id under a key the
   server draws at start. The last digits of the id itself would not do: ids
   are `cust_<n>` with n below 10,000, so `cust_…303` would name most
   customers outright. The same id gets the same pseudonym everywhere (tables,
@@ -26,7 +26,6 @@ fraud-alert frame. The shell hands pages only those, so no page can forget.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import re
 import threading
@@ -55,8 +54,8 @@ def pseudonym(value: str, key: bytes) -> str:
     """Return the masked form of a customer id (`cust_…` and six characters); "" stays "" (missing)."""
     if not value:
         return ""
-    digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-    number = int.from_bytes(digest[:8], "big")
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), key=key, digest_size=8).digest()  # a keyed MAC
+    number = int.from_bytes(digest, "big")
     chars = "".join(_ALPHABET[(number >> (5 * i)) & 31] for i in range(PSEUDONYM_CHARS))
     prefix = _PREFIX_RE.match(value)
     return f"{prefix.group(0) if prefix else ''}…{chars}"
@@ -159,11 +158,18 @@ class Labels:
         return tuple(self._labels), np.asarray(self._remap, dtype=np.int32)
 
 
-def mask_snapshot(snapshot: Snapshot, key: bytes, labels: Labels | None = None) -> Snapshot:
+def mask_snapshot(
+    snapshot: Snapshot, key: bytes, labels: Labels | None = None, payloads: dict[int, bytes | None] | None = None
+) -> Snapshot:
     """Return `snapshot` with customer ids pseudonymised, coordinates rounded and raw payloads masked.
 
-    `labels` carries the pseudonyms of an earlier snapshot of the same buffer over (a speed-up only).
+    `labels` and `payloads` (masked payload by absolute row) carry the work done for an earlier
+    snapshot of the same buffer over (a speed-up only; `payloads` is updated to this snapshot's rows).
     """
+    memo = {} if payloads is None else payloads
+    raw = tuple((row, memo[row] if row in memo else mask_payload(value, key)) for row, value in snapshot.raw)
+    memo.clear()
+    memo.update(raw)
     names, remap = (labels or Labels(key)).of(snapshot.dictionaries["customer_id"])
     codes = snapshot.codes["customer_id"]
     masked_codes = remap[codes] if len(remap) else codes.copy()
@@ -176,7 +182,7 @@ def mask_snapshot(snapshot: Snapshot, key: bytes, labels: Labels | None = None) 
         numeric=numeric,
         codes={**snapshot.codes, "customer_id": masked_codes},
         dictionaries={**snapshot.dictionaries, "customer_id": names},
-        raw=tuple((row, mask_payload(value, key)) for row, value in snapshot.raw),
+        raw=raw,
     )
 
 
@@ -221,8 +227,8 @@ class MaskedBuffer:
     def __init__(self, buffer: RingBuffer, key: bytes) -> None:
         self.inner = buffer
         self.capacity = buffer.capacity
-        labels = Labels(key)
-        self._masked = _Cached(lambda snap: mask_snapshot(snap, key, labels))
+        labels, payloads = Labels(key), dict[int, bytes | None]()
+        self._masked = _Cached(lambda snap: mask_snapshot(snap, key, labels, payloads))
 
     def __len__(self) -> int:
         return len(self.inner)
