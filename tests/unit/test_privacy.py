@@ -96,7 +96,7 @@ def test_ids_elsewhere_in_a_message_and_in_non_json_text_are_masked() -> None:
     assert privacy.mask_payload(None, KEY) is None and privacy.mask_payload(b"", KEY) == b""
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples on every CI run
 @given(st.binary(max_size=300))
 def test_any_bytes_are_masked_without_raising(value: bytes) -> None:
     masked = privacy.mask_payload(value, KEY)
@@ -111,7 +111,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples on every CI run
 @given(
     st.dictionaries(st.text(max_size=12), JSON, max_size=6),
     st.one_of(JSON, st.from_regex(r"cust_[0-9]{1,5}", fullmatch=True)),
