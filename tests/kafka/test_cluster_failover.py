@@ -169,6 +169,7 @@ def run_env(cluster: LocalKafka, tag: str) -> dict[str, str]:
         TOPIC_PARTITIONS=str(PARTITIONS),
         TOPIC_REPLICATION_FACTOR="3",
         PYTHONPATH=str(ROOT),
+        PYTHONFAULTHANDLER="1",  # a worker stuck in a C call dumps its threads' stacks on SIGABRT
     )
     return env
 
@@ -295,6 +296,8 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each worker; one that does not exit within 60 s (stuck in a C call, where Python's signal
+    handler cannot run) gets SIGABRT, so faulthandler writes every thread's stack to its log."""
     for w in workers:
         if w.poll() is None:
             w.send_signal(signal.SIGTERM)
@@ -302,5 +305,5 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         try:
             w.wait(60)
         except subprocess.TimeoutExpired:
-            w.kill()
+            w.send_signal(signal.SIGABRT)
             w.wait(10)
