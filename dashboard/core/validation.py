@@ -124,11 +124,11 @@ def parse_timestamp(value: Any) -> int | None:
             dt = datetime.fromisoformat(value.strip().upper())  # RFC 3339 allows a lowercase t and z
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
-            ms = round(dt.timestamp() * 1000)
-            datetime.fromtimestamp(ms / 1000, tz=UTC)  # reject times whose UTC form is beyond the calendar
+            parsed = round(dt.timestamp() * 1000)
+            datetime.fromtimestamp(parsed / 1000, tz=UTC)  # reject times whose UTC form is beyond the calendar
         except (OverflowError, OSError, ValueError):
             return None
-        return ms
+        return parsed
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value):

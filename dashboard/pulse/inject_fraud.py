@@ -53,8 +53,9 @@ traffic names an injected event of its rule:
 
 "Earlier transactions" and "events" above mean those the detectors see:
 `dashboard.fraud.inputs` feeds every event except ERR_TIME ones to velocity
-and geo, and only valid ones to the amount rule, and the `Ledger` counts the same. The mirror is exact as long as the detector reads
-the run from its first event.
+and geo, and only valid ones to the amount rule, and the `Ledger` counts the
+same. The mirror is exact as long as the detector reads the run from its
+first event.
 
 Time order: a pattern whose times run past the batch's last event keeps the
 rest as pending events, which take ordinary events of a later batch at their
