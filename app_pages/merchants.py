@@ -48,7 +48,11 @@ def merchants() -> None:
     with cols[0]:
         ui.metric("Transactions", f"{c.transactions:,}")
     with cols[1]:
-        ui.metric("Total (IRR)", analytics.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+        ui.metric(
+            "Total (IRR)",
+            analytics.format_compact(c.total_amount),
+            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+        )
     with cols[2]:
         level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
         ui.metric("Approval rate", analytics.format_share(c.approval_rate), level)

@@ -31,9 +31,17 @@ def overview() -> None:
     with cols[1]:
         ui.metric("Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered.")
     with cols[2]:
-        ui.metric("Total (IRR)", analytics.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+        ui.metric(
+            "Total (IRR)",
+            analytics.format_compact(c.total_amount),
+            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+        )
     with cols[3]:
-        ui.metric("Average (IRR)", "—" if c.average_amount is None else f"{c.average_amount:,.0f}")
+        ui.metric(
+            "Average (IRR)",
+            "—" if c.average_amount is None else f"{c.average_amount:,.0f}",
+            help="Average amount of the valid transactions.",
+        )
     with cols[4]:
         ui.metric(
             "Approval rate",

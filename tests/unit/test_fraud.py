@@ -423,7 +423,9 @@ def test_an_invalid_transaction_neither_raises_nor_feeds_the_amount_rule() -> No
     def event(i: int, amount: int, total: int) -> bytes:
         ts = T0 + i * 60_000
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
-        return orjson.dumps({**base, "transaction_id": f"t{i}", "timestamp": iso, "amount": amount, "total_amount": total})
+        return orjson.dumps(
+            {**base, "transaction_id": f"t{i}", "timestamp": iso, "amount": amount, "total_amount": total}
+        )
 
     for i in range(5):
         checked = check(event(i, 100, 100), T0 + i * 60_000)
