@@ -130,7 +130,7 @@ def retry_txn_op(
     seconds: float,
     attempts: int = RETRY_ATTEMPTS,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], object] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
 ) -> None:
     """Call `op(timeout)`; retry a retriable KafkaError at most `attempts` times in all within `seconds`.
 
@@ -148,7 +148,7 @@ def retry_txn_op(
             if not err.retriable() or attempt == attempts or clock() + backoff >= deadline:
                 raise
             logger.warning("%s failed (%s); retry %d of %d", what, err.str(), attempt, attempts - 1)
-            sleep(backoff)
+            (sleep or time.sleep)(backoff)
             backoff = min(backoff * 2, 2.0)
 
 
