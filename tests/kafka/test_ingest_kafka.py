@@ -134,6 +134,8 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
     txn_id = f"test-worker-{uuid.uuid4().hex[:8]}"
     rng = random.Random(3)
     last = 0
+    open_records = 0  # error records written but not committed (open or aborted transactions), after the last kill
+    inside = 0  # kills that landed inside an open transaction
     for _ in range(3):
         worker = start_module("dashboard.ingest", kafka_env, "--transactional-id", txn_id, log=tmp_path / "w.log")
         deadline = time.monotonic() + 60
@@ -146,6 +148,15 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
         worker.wait(10)
         assert last < progress < len(messages), (last, progress, "kill landed outside the stream")
         last = progress
+        # The dead worker's open transaction stays open (until its successor fences it): its records are
+        # visible read_uncommitted but not read_committed. More of them than after the last kill: the kill
+        # landed inside an open transaction.
+        uncommitted = len(read_all(bootstrap, kafka_env["ERROR_TOPIC"], read_committed=False, idle=1.5))
+        committed = len(read_all(bootstrap, kafka_env["ERROR_TOPIC"], idle=1.5))
+        if uncommitted - committed > open_records:
+            inside += 1
+        open_records = uncommitted - committed
+    assert inside >= 1, "no kill landed inside an open transaction: the test proved nothing"
     result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", "--transactional-id", txn_id)
     assert result.returncode == 0, result.stderr[-2000:]
     assert committed_total(bootstrap, group, topic) == len(messages)
