@@ -19,6 +19,14 @@ equal event times), then measures on that same topic, in one run:
 All rates are messages per second; ratios are medians over paired runs (a, b and b0
 run back to back, --repeats times). Prints a table and, with --write, replaces the
 ingest section of BENCHMARKS.md.
+
+    python bench/ingest.py --baseline DIR [--events 300000] [--repeats 5] [--write]
+
+compares this checkout's worker (b) with the worker of another checkout DIR (say
+a `git worktree` of main before a change) on the same pre-produced topic: each
+in a fresh subprocess, fraud detectors on, in ABBA order per pair of pairs, same
+statistic as (b). Reports each run, the median of the paired ratios
+this/baseline and the load average; --write replaces the ingest-baseline section.
 """
 
 from __future__ import annotations
@@ -172,6 +180,74 @@ def notebook(settings: Settings, topic: str, seconds: float, fixed: bool) -> tup
         delete_topics(settings, [error_topic])
 
 
+_WORKER_RUN = """
+import json, logging, sys, uuid
+from dataclasses import replace
+sys.path.insert(0, sys.argv[1])
+from dashboard.core.settings import Settings
+from dashboard.ingest.worker import IngestWorker
+from dashboard.kafka.admin import delete_topics
+logging.basicConfig(level=logging.WARNING)
+topic = sys.argv[2]
+s = replace(Settings.from_env(), transactions_topic=topic, error_topic=topic + ".errors",
+            fraud_topic=topic + ".fraud", ingest_group="bench-" + uuid.uuid4().hex[:8])
+stats = IngestWorker(s, until_idle=2.0).run()
+delete_topics(s, [s.error_topic, s.fraud_topic])
+print(json.dumps({"rate": stats.rate(), "messages": stats.messages}))
+"""
+
+
+def worker_in(root: Path, topic: str, total: int) -> float:
+    """(b) of the checkout at `root`, in a fresh subprocess: messages/s, first batch to last commit."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER_RUN, str(root), topic], cwd=root, capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["messages"] == total, (result, total)
+    return float(result["rate"])
+
+
+def baseline(args: argparse.Namespace, settings: Settings) -> int:
+    """Paired runs of this checkout's worker and the one at --baseline on the same topics; see the docstring."""
+    base = Path(args.baseline).resolve()
+    rows = []
+    for rate in [float(r) for r in args.rates.split(",")]:
+        topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
+        print(f"\n== INVALID_RATE={rate}: pre-producing {args.events} events to {topic}", flush=True)
+        pre_produce(settings, topic, args.events, rate)
+        total = message_count(settings, topic)
+        ours, theirs = [], []
+        for i in range(args.repeats):
+            order = [(ROOT, ours), (base, theirs)] if i % 2 == 0 else [(base, theirs), (ROOT, ours)]
+            for root, runs in order:
+                runs.append(worker_in(root, topic, total))
+            print(f"  pair {i + 1}: this {ours[-1]:,.0f} msg/s, baseline {theirs[-1]:,.0f} msg/s", flush=True)
+        ratios = [o / t for o, t in zip(ours, theirs, strict=True)]
+        rows.append((rate, statistics.median(ours), statistics.median(theirs), statistics.median(ratios), ratios))
+        delete_topics(settings, [topic])
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    header = (
+        "| INVALID_RATE | this worker (median) | baseline worker (median) | this/baseline, median of pairs | pairs |\n"
+        "|---|---|---|---|---|"
+    )
+    lines = [
+        f"| {r:.2f} | {o:,.0f} | {t:,.0f} | {m:.3f} | {', '.join(f'{x:.2f}' for x in rs)} |" for r, o, t, m, rs in rows
+    ]
+    table = "\n".join([header, *lines])
+    print(f"\n{table}\nload average after the runs: {load}")
+    if args.write:
+        write_section(
+            "ingest-baseline",
+            "## Ingest worker against a baseline checkout\n\n"
+            f"Command: `python bench/ingest.py --baseline {args.baseline} --events {args.events} --rates {args.rates}"
+            f" --repeats {args.repeats}` ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
+            f" after the runs {load}). Both workers in fresh subprocesses, fraud detectors on, same pre-produced"
+            " topic, ABBA order; statistic: messages/s from first batch to last commit, as (b) above.\n\n"
+            f"{table}\n",
+        )
+    return 0
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -183,9 +259,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of (a) and (b); the median is reported")
     parser.add_argument("--notebook-seconds", type=float, default=20.0)
     parser.add_argument("--write", action="store_true", help="write the results into BENCHMARKS.md")
+    parser.add_argument("--baseline", metavar="DIR", help="compare this worker with the one of checkout DIR only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
+    if args.baseline:
+        return baseline(args, settings)
     rows = []
     for rate in [float(r) for r in args.rates.split(",")]:
         topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
