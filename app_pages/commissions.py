@@ -2,57 +2,54 @@
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import format as fmt
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import commissions, history
-from dashboard.views import transactions as analytics
 from dashboard.views.filters import Filters
 
 COLUMNS = ["amount", "commission_amount", "commission_type", "merchant_id", "merchant_category", "error_mask"]
 WINDOWS = 12  # latest 5-minute windows in the top-merchants table
 TOP = 3
 TABLE_COLUMNS = {
-    **ui.TABLE_COLUMNS,
+    **widgets.TABLE_COLUMNS,
     "window": st.column_config.DatetimeColumn("window from (UTC)", format="YYYY-MM-DD HH:mm"),
-    "commission": st.column_config.NumberColumn("commission", format=ui.IRR_FORMAT),
-    "commission_led": st.column_config.NumberColumn("commission in them", format=ui.IRR_FORMAT),
+    "commission": st.column_config.NumberColumn("commission", format=widgets.IRR_FORMAT),
+    "commission_led": st.column_config.NumberColumn("commission in them", format=widgets.IRR_FORMAT),
     "share": st.column_config.NumberColumn("share", format="percent"),
     "windows_led": st.column_config.NumberColumn("windows led", format="%,d"),
     "commission_type": st.column_config.TextColumn("actual type"),
-    "actual": st.column_config.NumberColumn("actual", format=ui.IRR_FORMAT),
-    **{name: st.column_config.NumberColumn(name, format=ui.IRR_FORMAT) for name in commissions.SCHEMES},
+    "actual": st.column_config.NumberColumn("actual", format=widgets.IRR_FORMAT),
+    **{name: st.column_config.NumberColumn(name, format=widgets.IRR_FORMAT) for name in commissions.SCHEMES},
 }
 
-ctx = ui.context()
-st.title("Commissions")
+ctx = shell.context()
 
 
-def body() -> None:
+@shell.live_page("Commissions")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     snap = live.rollups(ctx.source)
     ratio = commissions.ratio_by_category(frame)
     commission, amount = float(ratio["commission"].sum()), float(ratio["amount"].sum())
     cols = st.columns(3)
     with cols[0]:
-        ui.metric(
+        widgets.metric(
             "Commission (IRR)",
-            analytics.format_compact(commission),
+            fmt.format_compact(commission),
             help=f"{commission:,.0f} IRR. Valid transactions only.",
         )
     with cols[1]:
-        ui.metric(
+        widgets.metric(
             "Commission ratio",
             f"{commission / amount:.2%}" if amount else "—",
             help="Commission / amount, valid transactions only.",
         )
     with cols[2]:
         per = commission / max(int(ratio["transactions"].sum()), 1)
-        ui.metric("Per transaction (IRR)", f"{per:,.0f}")
+        widgets.metric("Per transaction (IRR)", f"{per:,.0f}")
 
     past = history.select(snap, ctx.filters, sel.now_ms)
     if len(past.frame):
@@ -103,6 +100,3 @@ def body() -> None:
             "applied to the same selected transactions (known amounts); rows split them by their actual type."
         )
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS)
-
-
-ui.run_live(body, ctx.display)

@@ -2,19 +2,18 @@
 
 import streamlit as st
 
+from dashboard.core.timeunits import HOUR_MS, MINUTE_MS
 from dashboard.store.rollups import ROLLUP_DAYS
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import customers
 
 COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 MAX_HOURS = ROLLUP_DAYS * 24  # hourly bars at most
 TOP = 10
 TABLE_COLUMNS = {
-    **ui.TABLE_COLUMNS,
+    **widgets.TABLE_COLUMNS,
     "customer_id": st.column_config.TextColumn("customer"),
     "customer_type": st.column_config.TextColumn("type"),
     "customers": st.column_config.NumberColumn("customers", format="%,d"),
@@ -24,15 +23,12 @@ TABLE_COLUMNS = {
     "first_seen": st.column_config.DatetimeColumn("first seen (UTC)", format="YYYY-MM-DD HH:mm"),
 }
 
-ctx = ui.context()
-st.title("Customers")
+ctx = shell.context()
 
 
-def body() -> None:
+@shell.live_page("Customers")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     now = sel.now_ms
     first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, frame)
@@ -40,13 +36,15 @@ def body() -> None:
     active, new = customers.recent(frame, first, now - HOUR_MS, now)
     cols = st.columns(4)
     with cols[0]:
-        ui.metric("Customers", f"{len(present):,}", help="Distinct customers among the selected transactions.")
+        widgets.metric("Customers", f"{len(present):,}", help="Distinct customers among the selected transactions.")
     with cols[1]:
-        ui.metric("Transactions per customer", f"{counts.mean():,.2f}" if len(counts) else "—")
+        widgets.metric("Transactions per customer", f"{counts.mean():,.2f}" if len(counts) else "—")
     with cols[2]:
-        ui.metric("Active, last 60 min", f"{active:,}", help="Distinct customers in the last 60 minutes (event time).")
+        widgets.metric(
+            "Active, last 60 min", f"{active:,}", help="Distinct customers in the last 60 minutes (event time)."
+        )
     with cols[3]:
-        ui.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
+        widgets.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
 
     left, right = st.columns(2)
     with left:
@@ -73,6 +71,3 @@ def body() -> None:
     st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
     st.subheader(f"The {TOP} most active customers")
     st.dataframe(customers.top_customers(frame, first, TOP), hide_index=True, column_config=TABLE_COLUMNS)
-
-
-ui.run_live(body, ctx.display)

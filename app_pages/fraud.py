@@ -4,8 +4,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
+from dashboard.ui.charts import fraud as fraud_charts
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
 
@@ -18,7 +19,7 @@ ALERT_COLUMNS = {
     "transaction_ids": st.column_config.ListColumn("transactions"),
 }
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Fraud")
 
 
@@ -34,7 +35,7 @@ def evidence_text(row: dict) -> str:
 def fraud() -> None:
     """Everything below the title; refreshed in place."""
     alerts = live.alert_log(ctx.settings).snapshot()
-    sel = ui.select(ctx)
+    sel = shell.select(ctx)
     if sel is not None and sel.count < len(sel.snapshot):
         alerts = fraud_view.restrict_to_rows(alerts, sel.snapshot, sel.mask)
         st.caption("Alerts naming at least one of the filtered transactions.")
@@ -44,10 +45,10 @@ def fraud() -> None:
     counts = alerts["rule"].value_counts()
     cols = st.columns(1 + len(FRAUD_RULES))
     with cols[0]:
-        ui.metric("Alerts", f"{len(alerts):,}")
+        widgets.metric("Alerts", f"{len(alerts):,}")
     for col, rule in zip(cols[1:], FRAUD_RULES, strict=True):
         with col:
-            ui.metric(rule, f"{int(counts.get(rule, 0)):,}", help=FRAUD_EXPLANATIONS[rule])
+            widgets.metric(rule, f"{int(counts.get(rule, 0)):,}", help=FRAUD_EXPLANATIONS[rule])
 
     st.subheader("Latest alerts")
     latest = alerts.tail(FEED_LIMIT).iloc[::-1]
@@ -59,7 +60,7 @@ def fraud() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.altair_chart(fraud_view.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
+        st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
         st.subheader("Customers with most alerts")
         top = fraud_view.top_customers(alerts)
         st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
@@ -67,7 +68,7 @@ def fraud() -> None:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_view.geo_chart(points), width="stretch")
+            st.altair_chart(fraud_charts.geo_chart(points), width="stretch")
         else:
             st.caption("No geographical alert with its transactions still buffered.")
 
@@ -81,9 +82,9 @@ def fraud() -> None:
             columns = ["ts", "kafka_ts", "merchant_id", "payment_method", "status", "amount", "lat", "lng"]
             columns.append("error_mask")
             table = analytics.feed_table(snapshot.frame(columns, rows=rows[::-1][:FEED_LIMIT]))
-            st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+            st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
         else:
             st.caption("None of this customer's transactions is buffered any more.")
 
 
-ui.run_live(fraud, ctx.display)
+shell.run_live(fraud, ctx.display)

@@ -5,35 +5,35 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.ui import frame as ui
-from dashboard.ui import source as live
+from dashboard.ui import shell, widgets
+from dashboard.views import health
 
 PER_ROW = 3
 
-ctx = ui.context()
+ctx = shell.context()
 st.title("Health")
 
 
-def health() -> None:
+def panel() -> None:
     """The feed's figures; refreshed in place."""
     report = ctx.source.health()
-    notice = live.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
+    notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     if notice is not None:
         getattr(st, notice.kind)(notice.text)
     if report is None:
         st.info("This source reports no feed health (a fixed buffer).")
     buffer = ctx.source.buffer
-    figures = live.assess(report, ctx.settings.stale_seconds, len(buffer), buffer.capacity)
+    figures = health.assess(report, ctx.settings.stale_seconds, len(buffer), buffer.capacity)
     for start in range(0, len(figures), PER_ROW):
         for col, figure in zip(st.columns(PER_ROW), figures[start : start + PER_ROW], strict=False):
             with col:
-                ui.metric(figure.label, figure.value, figure.level, help=figure.note or None)
+                widgets.metric(figure.label, figure.value, figure.level, help=figure.note or None)
 
-    invalid = live.invalid_by_code(report)
+    invalid = health.invalid_by_code(report)
     if invalid:
         st.subheader("Invalid messages received, by rule")
         table = pd.DataFrame({"code": list(invalid), "transactions": list(invalid.values())})
-        st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
 
     st.subheader("Last broker error")
     error = getattr(report, "last_error", None)
@@ -46,4 +46,4 @@ def health() -> None:
     st.code(str(error), language=None, wrap_lines=True)  # broker text, shown as text
 
 
-ui.run_live(health, ctx.display)
+shell.run_live(panel, ctx.display)

@@ -4,7 +4,7 @@ import hashlib
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.views import transactions as analytics
 
 LIMIT = 200
@@ -32,15 +32,12 @@ ORDER = [
     "transaction_id",
 ]
 
-ctx = ui.context()
-st.title("Live feed")
+ctx = shell.context()
 
 
-def feed() -> None:
+@shell.live_page("Live feed")
+def feed(sel: shell.Selection) -> None:
     """The table and the selected row's message; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     snapshot = sel.snapshot
     base = snapshot.total_appended - len(snapshot)
     # One table widget per filter set: new filters start without a selection.
@@ -65,7 +62,7 @@ def feed() -> None:
         selection_mode="single-row",
         hide_index=True,
         column_order=ORDER,
-        column_config=ui.TABLE_COLUMNS,
+        column_config=widgets.TABLE_COLUMNS,
         height=420,
     )
     if not chosen or chosen[0] >= len(positions):
@@ -76,12 +73,9 @@ def feed() -> None:
     st.subheader("Selected transaction")
     if position in payloads:
         kafka_ts = int(snapshot.numeric["kafka_ts_ms"][position])
-        ui.show_message(payloads[position], kafka_ts, ctx.settings.time_skew_ms)
+        widgets.show_message(payloads[position], kafka_ts, ctx.settings.time_skew_ms)
     else:
         st.info("Its raw message is no longer kept (only the latest are); these are its decoded columns.")
         st.json(
             analytics.row_record(snapshot.frame(analytics.RECORD_COLUMNS, rows=positions[chosen[0] : chosen[0] + 1]))
         )
-
-
-ui.run_live(feed, ctx.display)

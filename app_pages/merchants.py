@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import format as fmt
+from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import code_lookup
@@ -10,24 +11,24 @@ from dashboard.views.filters import code_lookup
 TOP = 5
 COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]
 
-ctx = ui.context()
-st.title("Merchants")
+ctx = shell.context()
 
 
-def merchants() -> None:
+@shell.live_page("Merchants")
+def merchants(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     snapshot = sel.snapshot
     frame = sel.frame(["merchant_id", "amount"])
     by_count, by_value = st.columns(2)
-    for col, by, key, title, fmt in (
+    for col, by, key, title, shown_as in (
         (by_count, "count", "count", "Top 5 by transactions", "%,d"),
-        (by_value, "value", "total_amount", "Top 5 by value", ui.IRR_FORMAT),
+        (by_value, "value", "total_amount", "Top 5 by value", widgets.IRR_FORMAT),
     ):
         top = analytics.top_merchants(frame, TOP, by=by)  # type: ignore[arg-type]
-        columns = {**ui.TABLE_COLUMNS, key: ui.bar_column(key.replace("_", " "), top[key].max(), fmt)}
+        columns = {
+            **widgets.TABLE_COLUMNS,
+            key: widgets.bar_column(key.replace("_", " "), top[key].max(), shown_as),
+        }
         with col:
             st.subheader(title)
             st.dataframe(top, hide_index=True, column_config=columns)
@@ -46,28 +47,27 @@ def merchants() -> None:
     c = analytics.counters(mframe, sel.now_ms, ctx.filters.window_ms)
     cols = st.columns(4)
     with cols[0]:
-        ui.metric("Transactions", f"{c.transactions:,}")
+        widgets.metric("Transactions", f"{c.transactions:,}")
     with cols[1]:
-        ui.metric(
+        widgets.metric(
             "Total (IRR)",
-            analytics.format_compact(c.total_amount),
+            fmt.format_compact(c.total_amount),
             help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
         )
     with cols[2]:
         level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
-        ui.metric("Approval rate", analytics.format_share(c.approval_rate), level)
+        widgets.metric("Approval rate", fmt.format_share(c.approval_rate), level)
     with cols[3]:
         level = analytics.level(c.invalid_share, *analytics.INVALID_LEVELS)
-        ui.metric("Invalid share", analytics.format_share(c.invalid_share), level)
+        widgets.metric("Invalid share", fmt.format_share(c.invalid_share), level)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
     left, right = st.columns(2)
     with left:
-        st.dataframe(analytics.breakdown(mframe, "merchant_category"), hide_index=True, column_config=ui.TABLE_COLUMNS)
-        st.dataframe(analytics.breakdown(mframe, "status"), hide_index=True, column_config=ui.TABLE_COLUMNS)
+        st.dataframe(
+            analytics.breakdown(mframe, "merchant_category"), hide_index=True, column_config=widgets.TABLE_COLUMNS
+        )
+        st.dataframe(analytics.breakdown(mframe, "status"), hide_index=True, column_config=widgets.TABLE_COLUMNS)
     with right:
         errors = analytics.error_counts(mframe)[["code", "transactions", "share"]]
-        st.dataframe(errors, hide_index=True, column_config=ui.TABLE_COLUMNS)
-
-
-ui.run_live(merchants, ctx.display)
+        st.dataframe(errors, hide_index=True, column_config=widgets.TABLE_COLUMNS)

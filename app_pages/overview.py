@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import format as fmt
+from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
 
@@ -13,46 +14,43 @@ BREAKDOWNS = (
     ("payment_method", "By payment method"),
 )
 
-ctx = ui.context()
-st.title("Overview")
+ctx = shell.context()
 
 
-def overview() -> None:
+@shell.live_page("Overview")
+def overview(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     window = ctx.filters.window_ms
     c = analytics.counters(frame, sel.now_ms, window)
     cols = st.columns(6)
     with cols[0]:
-        ui.metric("Transactions", f"{c.transactions:,}")
+        widgets.metric("Transactions", f"{c.transactions:,}")
     with cols[1]:
-        ui.metric("Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered.")
+        widgets.metric("Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered.")
     with cols[2]:
-        ui.metric(
+        widgets.metric(
             "Total (IRR)",
-            analytics.format_compact(c.total_amount),
+            fmt.format_compact(c.total_amount),
             help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
         )
     with cols[3]:
-        ui.metric(
+        widgets.metric(
             "Average (IRR)",
             "—" if c.average_amount is None else f"{c.average_amount:,.0f}",
             help="Average amount of the valid transactions.",
         )
     with cols[4]:
-        ui.metric(
+        widgets.metric(
             "Approval rate",
-            analytics.format_share(c.approval_rate),
+            fmt.format_share(c.approval_rate),
             analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS),
             help="Approved among transactions with a status; ok from 90 %, alert below 80 %.",
         )
     with cols[5]:
-        ui.metric(
+        widgets.metric(
             "Invalid share",
-            analytics.format_share(c.invalid_share),
+            fmt.format_share(c.invalid_share),
             analytics.level(c.invalid_share, *analytics.INVALID_LEVELS),
             help="Transactions breaking a rule; ok up to 2 %, alert above 5 %.",
         )
@@ -63,7 +61,7 @@ def overview() -> None:
     for col, (column, title) in zip(st.columns(3), BREAKDOWNS, strict=True):
         with col:
             st.subheader(title)
-            st.dataframe(analytics.breakdown(frame, column), hide_index=True, column_config=ui.BREAKDOWN_COLUMNS)
+            st.dataframe(analytics.breakdown(frame, column), hide_index=True, column_config=widgets.BREAKDOWN_COLUMNS)
 
     if ctx.display.kiosk:
         return
@@ -74,7 +72,4 @@ def overview() -> None:
         return
     kafka_ts = int(sel.snapshot.numeric["kafka_ts_ms"][position])
     st.caption("Validated again against its own Kafka timestamp, as the ingest worker does.")
-    ui.show_message(analytics.raw_payloads(sel.snapshot)[position], kafka_ts, ctx.settings.time_skew_ms)
-
-
-ui.run_live(overview, ctx.display)
+    widgets.show_message(analytics.raw_payloads(sel.snapshot)[position], kafka_ts, ctx.settings.time_skew_ms)

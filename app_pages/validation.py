@@ -5,18 +5,18 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.core.validation import check
-from dashboard.ui import frame as ui
+from dashboard.ui import format as fmt
+from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
 
 LIMIT = 100
 COLUMNS = ["kafka_ts", "merchant_id", "payment_method", "status", "amount", "error_mask"]
 
-ctx = ui.context()
-st.title("Validation")
+ctx = shell.context()
 
 
-def reasons(sel: ui.Selection, positions: np.ndarray) -> list[str]:
+def reasons(sel: shell.Selection, positions: np.ndarray) -> list[str]:
     """The violation messages of each row, from its kept raw payload ("" when not kept)."""
     payloads = analytics.raw_payloads(sel.snapshot)
     kafka_ts = sel.snapshot.numeric["kafka_ts_ms"]
@@ -27,11 +27,9 @@ def reasons(sel: ui.Selection, positions: np.ndarray) -> list[str]:
     ]
 
 
-def validation() -> None:
+@shell.live_page("Validation")
+def validation(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(["kafka_ts_ms", "error_mask"])
     window = ctx.filters.window_ms
     invalid = int(np.count_nonzero(frame["error_mask"].to_numpy()))
@@ -39,12 +37,12 @@ def validation() -> None:
     counts = analytics.error_counts(frame)
     cols = st.columns(2 + len(counts))
     with cols[0]:
-        ui.metric("Invalid transactions", f"{invalid:,}")
+        widgets.metric("Invalid transactions", f"{invalid:,}")
     with cols[1]:
-        ui.metric("Invalid share", analytics.format_share(share), analytics.level(share, *analytics.INVALID_LEVELS))
+        widgets.metric("Invalid share", fmt.format_share(share), analytics.level(share, *analytics.INVALID_LEVELS))
     for col, row in zip(cols[2:], counts.itertuples(), strict=True):
         with col:
-            ui.metric(str(row.code), f"{row.transactions:,}")
+            widgets.metric(str(row.code), f"{row.transactions:,}")
 
     left, right = st.columns(2)
     with left:
@@ -62,7 +60,7 @@ def validation() -> None:
     if len(positions):
         table = analytics.feed_table(sel.snapshot.frame(COLUMNS, rows=positions)).drop(columns=["valid"])
         table["reason"] = reasons(sel, positions)
-        st.dataframe(table, hide_index=True, column_config=ui.TABLE_COLUMNS)
+        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
     else:
         st.caption("None in the selection.")
 
@@ -70,8 +68,5 @@ def validation() -> None:
     st.dataframe(
         pd.DataFrame({"code": counts["code"], "rule": counts["rule"], "transactions": counts["transactions"]}),
         hide_index=True,
-        column_config=ui.TABLE_COLUMNS,
+        column_config=widgets.TABLE_COLUMNS,
     )
-
-
-ui.run_live(validation, ctx.display)

@@ -4,14 +4,14 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard.ui import frame as ui
+from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
 from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import history, volume
 
 JUMPS_SHOWN = 50
 TABLE_COLUMNS = {
-    **ui.TABLE_COLUMNS,
+    **widgets.TABLE_COLUMNS,
     "window": st.column_config.DatetimeColumn("window from (UTC)", format="YYYY-MM-DD HH:mm"),
     "usual": st.column_config.NumberColumn("usual per 5 min", format="%.1f"),
     "ratio": st.column_config.NumberColumn("x usual", format="%.1f"),
@@ -24,15 +24,12 @@ TABLE_COLUMNS = {
     },
 }
 
-ctx = ui.context()
-st.title("Volume")
+ctx = shell.context()
 
 
-def body() -> None:
+@shell.live_page("Volume")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = ui.select(ctx)
-    if sel is None:
-        return
     now = sel.now_ms
     recent = volume.live(sel.frame(["ts_ms"])["ts_ms"].to_numpy(), now)
     snap = live.rollups(ctx.source)
@@ -43,16 +40,18 @@ def body() -> None:
     jumps = volume.jumps(everything, past.start_minute, span[0] if span else now // 60_000)
     cols = st.columns(4)
     with cols[0]:
-        ui.metric("Last 15 minutes", f"{int(recent['count'].sum()):,}", help="Transactions by event time.")
+        widgets.metric("Last 15 minutes", f"{int(recent['count'].sum()):,}", help="Transactions by event time.")
     with cols[1]:
-        ui.metric("Busiest 10 s", f"{int(recent['count'].max()):,}", help="Most transactions in one 10-second bucket.")
+        widgets.metric(
+            "Busiest 10 s", f"{int(recent['count'].max()):,}", help="Most transactions in one 10-second bucket."
+        )
     with cols[2]:
         top = hours.loc[hours["count"].idxmax()] if len(hours) and hours["count"].max() > 0 else None
         value = "—" if top is None else f"{int(top['count']):,}"
         when = None if top is None else "Hour from " + top["time"].strftime("%Y-%m-%d %H:%M UTC")
-        ui.metric("Busiest hour", value, help=when)
+        widgets.metric("Busiest hour", value, help=when)
     with cols[3]:
-        ui.metric("Volume jumps", f"{len(jumps):,}", help="Merchant 5-minute windows above 3x their usual volume.")
+        widgets.metric("Volume jumps", f"{len(jumps):,}", help="Merchant 5-minute windows above 3x their usual volume.")
 
     live_title = "Last 15 minutes, per 10 seconds (busiest in red)"
     st.altair_chart(charts_insights.peaks_chart(recent, live_title, "%H:%M:%S"), width="stretch")
@@ -78,6 +77,3 @@ def body() -> None:
     )
     if (note := history.caption(everything, "the merchant jumps")) is not None:
         st.caption(note)
-
-
-ui.run_live(body, ctx.display)

@@ -19,7 +19,7 @@ a disturbance spreads over all of them. A page that raises is reported as
 such and left out. Times per run:
 
   script: the server-side run itself, ScriptRunner._run_script in the script
-          thread: `ui.frame()` (settings, snapshot, sidebar), the page body
+          thread: `shell.draw()` (settings, snapshot, sidebar), the page body
           and the marshalling of every element (Arrow tables, Vega-Lite
           specs). This is the figure the targets apply to. Scripts are
           compiled once, as the server does (AppTest would recompile them

@@ -30,6 +30,7 @@ per event. `inputs` says which transactions feed the detectors;
 a `copy.deepcopy` of a detector is a snapshot to rewind to.
 """
 
+from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.detector import FraudDetector, StateSize
 from dashboard.fraud.geo import GeoDetector, haversine_km
 from dashboard.fraud.inputs import FraudInput, detector_input, plain_input
@@ -46,7 +47,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
-from dashboard.fraud.velocity import AmountDetector, VelocityDetector
+from dashboard.fraud.velocity import VelocityDetector
 
 __all__ = [
     "AMOUNT_RATIO",

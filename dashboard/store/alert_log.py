@@ -70,7 +70,6 @@ class AlertLog:
         self._rows: deque[dict[str, Any]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._version = 0
-        self._total = 0
         self._cached: tuple[int, pd.DataFrame] | None = None
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -81,12 +80,6 @@ class AlertLog:
             added = len(self._rows) - before
             if added or before == self.capacity:
                 self._version += 1
-            self._total += max(added, 0)
-
-    @property
-    def total(self) -> int:
-        """Alerts appended since start (evicted ones included, approximately once full)."""
-        return self._total
 
     def snapshot(self) -> pd.DataFrame:
         """Return the alerts as a DataFrame (one row each, oldest first); cached per version."""

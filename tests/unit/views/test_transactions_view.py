@@ -11,7 +11,8 @@ import pytest
 from dashboard.core.schema import ERROR_CODES, RULE_EXPLANATIONS
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
-from dashboard.ui import source as live
+from dashboard.ui import format as fmt
+from dashboard.views import health, timebins
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import Filters
 from tests import synthetic as syn
@@ -119,7 +120,7 @@ def test_rate_series_matches_pandas(filters: Filters) -> None:
     frame, ref = selected(filters)
     series = analytics.rate_series(frame, NOW, filters.window_ms)
     width = int((series["time"].iloc[1] - series["time"].iloc[0]).total_seconds() * 1000)
-    assert len(series) <= 2 * (analytics.MAX_BINS + 1)
+    assert len(series) <= 2 * (timebins.MAX_BINS + 1)
     assert series["count"].sum() == len(ref)
     for validity, rows in (("valid", ref[ref["valid"]]), ("invalid", ref[~ref["valid"]])):
         expected = rows.groupby(floor_bins(rows, width)).size()
@@ -165,7 +166,7 @@ def test_invalid_share_series() -> None:
     [(1, 60_000), (120 * 60_000, 60_000), (120 * 60_000 + 1, 120_000), (7 * 86_400_000, 2 * 3_600_000)],
 )
 def test_bin_width(span_ms: int, width_ms: int) -> None:
-    assert analytics.bin_width_ms(span_ms) == width_ms
+    assert timebins.bin_width_ms(span_ms) == width_ms
 
 
 def test_time_bins_ignore_unknown_and_out_of_window_rows() -> None:
@@ -236,19 +237,17 @@ def test_levels(value: float | None, green: float, amber: float, expected: str) 
 
 
 def test_formats() -> None:
-    assert analytics.format_irr(1234567.4) == "1,234,567 IRR"
-    assert analytics.format_irr(None) == analytics.format_irr(math.nan) == "—"
-    assert analytics.format_share(0.1234) == "12.3%"
-    assert analytics.format_compact(4_951_912_345) == "4.95 B"
-    assert analytics.format_compact(12_345_678) == "12.35 M"
-    assert analytics.format_compact(999_999.4) == "999,999"
+    assert fmt.format_share(0.1234) == "12.3%"
+    assert fmt.format_compact(4_951_912_345) == "4.95 B"
+    assert fmt.format_compact(12_345_678) == "12.35 M"
+    assert fmt.format_compact(999_999.4) == "999,999"
 
 
 # --- feed health ---------------------------------------------------------------------
 
 
-def figures(**overrides: object) -> dict[str, live.Figure]:
-    return {f.label: f for f in live.assess(syn.health(**overrides), 10.0, 50, 100)}
+def figures(**overrides: object) -> dict[str, health.Figure]:
+    return {f.label: f for f in health.assess(syn.health(**overrides), 10.0, 50, 100)}
 
 
 def test_fresh_connected_feed_is_green_without_banner() -> None:
@@ -256,12 +255,12 @@ def test_fresh_connected_feed_is_green_without_banner() -> None:
     assert got["Broker"].level == got["Last message"].level == got["Dashboard consumer lag"].level == "green"
     assert got["Dashboard consumer lag"].value == "15"
     assert got["Buffered"].value == "50 / 100"
-    assert live.banner(syn.health(), 10.0, "localhost:9092") is None
+    assert health.banner(syn.health(), 10.0, "localhost:9092") is None
 
 
 def test_broker_down_is_red_with_an_error_banner() -> None:
     assert figures(state="down")["Broker"].level == "red"
-    notice = live.banner(syn.health(state="down", bootstrap="kafka:9092"), 10.0, "localhost:9092")
+    notice = health.banner(syn.health(state="down", bootstrap="kafka:9092"), 10.0, "localhost:9092")
     assert notice is not None and notice.kind == "error"
     assert notice.text.startswith("No broker at kafka:9092, retrying")
 
@@ -269,7 +268,7 @@ def test_broker_down_is_red_with_an_error_banner() -> None:
 def test_stale_feed_is_amber_with_a_warning() -> None:
     assert figures(last_message_age=10.5)["Last message"].level == "amber"
     assert figures(last_message_age=10.0)["Last message"].level == "green"
-    notice = live.banner(syn.health(last_message_age=42.0), 10.0, "x")
+    notice = health.banner(syn.health(last_message_age=42.0), 10.0, "x")
     assert notice is not None and notice.kind == "warning" and "42.0 s" in notice.text
 
 
@@ -280,11 +279,11 @@ def test_lag_levels(lag: int, expected: str) -> None:
 
 
 def test_health_without_fields_or_messages() -> None:
-    got = {f.label: f for f in live.assess(object(), 10.0, 0, 100)}
+    got = {f.label: f for f in health.assess(object(), 10.0, 0, 100)}
     assert all(f.level in ("gray", None) for f in got.values())
     assert got["Broker"].level == got["Dashboard consumer lag"].level == "gray"
-    assert live.banner(None, 10.0, "x") is None
-    waiting = live.banner(syn.health(last_message_age=None, state="connecting"), 10.0, "x")
+    assert health.banner(None, 10.0, "x") is None
+    waiting = health.banner(syn.health(last_message_age=None, state="connecting"), 10.0, "x")
     assert waiting is not None and waiting.kind == "info" and waiting.text.startswith("Connecting to")
 
 
@@ -299,15 +298,15 @@ def test_health_figures_read_the_feeds_health_report() -> None:
         error_records=7,
         message="connected to k:9092; waiting for topic t",
     )
-    got = {f.label: f for f in live.assess(report, 10.0, 0, 10)}
+    got = {f.label: f for f in health.assess(report, 10.0, 0, 10)}
     assert got["Last message"].level == "amber" and got["Dashboard consumer lag"].level == "red"
     assert (got["Messages received"].value, got["Ingest worker lag"].value) == ("99", "5")
     assert got["Error log records"].value == "7"
-    assert live.invalid_by_code(report) == {"ERR_TIME": 3}
+    assert health.invalid_by_code(report) == {"ERR_TIME": 3}
     report.last_message_age = None
-    notice = live.banner(report, 10.0, "x")
+    notice = health.banner(report, 10.0, "x")
     assert notice is not None and notice.text == "Connected to k:9092; waiting for topic t."
     report.state = "down"
     report.message = "feed stopped: boom"
-    notice = live.banner(report, 10.0, "x")
+    notice = health.banner(report, 10.0, "x")
     assert notice is not None and notice.kind == "error" and notice.text.startswith("Feed stopped: boom.")

@@ -1,6 +1,6 @@
-"""Streamlit helpers shared by the pages: the frame (settings, sidebar, kiosk), live parts, widgets.
+"""The shell every page shares: settings check, sidebar filters, kiosk style, live parts, the selection.
 
-`frame()` runs in the entrypoint on every run, before the page: Streamlit
+`draw()` runs in the entrypoint on every run, before the page: Streamlit
 keeps entrypoint widgets (and so the sidebar filters) across page switches.
 The URL query is the source of truth at a session's start; afterwards the
 widgets are, and every change is written back to the URL. The browser drops
@@ -13,21 +13,19 @@ and numbers.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
 from dashboard.ui import source as live
+from dashboard.views import health
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import (
     QUERY_KEYS,
@@ -39,46 +37,8 @@ from dashboard.views.filters import (
     get_all,
     normalise,
 )
-from dashboard.views.message import message_view
-
-# The libraries' import-time objects (pandas, Altair, Streamlit) make every full
-# garbage-collection pass cost 45-80 ms in the middle of a page run; move them
-# out of the collector's sight once, when this module is first imported.
-gc.freeze()
 
 MAX_MERCHANT_OPTIONS = 1000
-LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
-    "green": "green",
-    "amber": "orange",
-    "red": "red",
-    "gray": "gray",
-}
-LEVEL_TEXT = {"green": "ok", "amber": "watch", "red": "alert", "gray": "n/a"}
-IRR_FORMAT = "%,d IRR"
-#: Column formats of the tables the pages show (columns absent from a table are ignored).
-TABLE_COLUMNS = {
-    "count": st.column_config.NumberColumn("count", format="%,d"),
-    "transactions": st.column_config.NumberColumn("transactions", format="%,d"),
-    "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
-    "average_amount": st.column_config.NumberColumn("average amount", format=IRR_FORMAT),
-    "total_amount": st.column_config.NumberColumn("total amount", format=IRR_FORMAT),
-    "amount": st.column_config.NumberColumn("amount", format=IRR_FORMAT),
-    "kafka_ts": st.column_config.DatetimeColumn("received (Kafka)", format="YYYY-MM-DD HH:mm:ss"),
-    "ts": st.column_config.DatetimeColumn("event time", format="YYYY-MM-DD HH:mm:ss"),
-    "valid": st.column_config.CheckboxColumn("valid"),
-    "merchant_id": st.column_config.TextColumn("merchant"),
-    "merchant_category": st.column_config.TextColumn("category"),
-    "payment_method": st.column_config.TextColumn("method"),
-    "errors": st.column_config.TextColumn("errors", width="medium"),
-}
-#: Narrow formats for the three breakdown tables side by side on the Overview.
-BREAKDOWN_COLUMNS = {
-    **TABLE_COLUMNS,
-    "share": st.column_config.NumberColumn("share", format="percent", width="small"),
-    "average_amount": st.column_config.NumberColumn("avg IRR", format="%,d", width="small"),
-    "total_amount": st.column_config.NumberColumn("total IRR", format="compact", width="small"),
-}
-
 # Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
 # enlarges the counters. It is a literal and never holds message content.
 KIOSK_CSS = """<style>
@@ -160,7 +120,7 @@ def _write_query(target: dict[str, str | list[str]]) -> None:
     query.from_dict({**kept, **target})
 
 
-def frame() -> None:
+def draw() -> None:
     """Check settings, draw the shared sidebar and kiosk style, and store the page Context."""
     try:
         settings = Settings.from_env()
@@ -188,7 +148,7 @@ def frame() -> None:
 
 
 def context() -> Context:
-    """Return the Context stored by `frame()` in this run."""
+    """Return the Context stored by `draw()` in this run."""
     return st.session_state["f_context"]
 
 
@@ -215,7 +175,7 @@ class Selection:
 def select(ctx: Context) -> Selection | None:
     """Show the feed's banner and the selection caption; None (with a notice) when nothing to show."""
     report = ctx.source.health()
-    notice = live.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
+    notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     snapshot = ctx.source.buffer.snapshot()
     if notice is not None and notice.kind != "info":
         getattr(st, notice.kind)(notice.text)
@@ -238,28 +198,22 @@ def select(ctx: Context) -> Selection | None:
     return Selection(snapshot, mask, now, count)
 
 
-def bar_column(label: str, maximum: float, format: str) -> ColumnConfig:
-    """Column config showing a number as a bar scaled to `maximum` (a cheap in-table chart)."""
-    return st.column_config.ProgressColumn(label, format=format, min_value=0, max_value=max(float(maximum), 1.0))
+def live_page(title: str) -> Callable[[Callable[[Selection], None]], Callable[[Selection], None]]:
+    """Decorator of a page's body: title the page, then run `body(selection)` live, as `run_live` does.
 
+    The body runs only when there is something to show: `select` has already
+    shown the banner, the caption, or why nothing matches.
+    """
+    ctx = context()
+    st.title(title)
 
-def metric(label: str, value: str, level: analytics.Level | None = None, help: str | None = None) -> None:
-    """Show a counter; with a level, a coloured ok/watch/alert tag under it."""
-    if level is None:  # a figure without thresholds
-        st.metric(label, value, help=help)
-    else:
-        st.metric(label, value, delta=LEVEL_TEXT[level], delta_color=LEVEL_COLOUR[level], delta_arrow="off", help=help)
+    def register(body: Callable[[Selection], None]) -> Callable[[Selection], None]:
+        def run() -> None:
+            sel = select(ctx)
+            if sel is not None:
+                body(sel)
 
+        run_live(run, ctx.display)
+        return body
 
-def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
-    """Show one message as JSON (as escaped text when it cannot be shown as JSON) and its judgement, as data only."""
-    view = message_view(value, kafka_ts_ms, skew_ms)
-    if view.json is not None:
-        st.json(view.json, expanded=True)
-    else:  # not JSON, a bare scalar, too large or deep, or numbers a browser would round
-        st.code(view.text, language=None, wrap_lines=True)
-    if view.valid:
-        st.success("Valid: passes every rule.")
-        return
-    st.error("Invalid: " + ", ".join(view.codes))  # codes are our constants, not message content
-    st.dataframe(pd.DataFrame(view.rows), hide_index=True)
+    return register

@@ -1,0 +1,75 @@
+"""Small Streamlit widgets the pages share: counters with a level, bar columns, table formats, one message.
+
+Message content is rendered only through st.dataframe, st.json and st.code,
+never through markdown or HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
+
+from dashboard.views.message import message_view
+from dashboard.views.transactions import Level
+
+LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
+    "green": "green",
+    "amber": "orange",
+    "red": "red",
+    "gray": "gray",
+}
+LEVEL_TEXT = {"green": "ok", "amber": "watch", "red": "alert", "gray": "n/a"}
+IRR_FORMAT = "%,d IRR"
+#: Column formats of the tables the pages show (columns absent from a table are ignored).
+TABLE_COLUMNS = {
+    "count": st.column_config.NumberColumn("count", format="%,d"),
+    "transactions": st.column_config.NumberColumn("transactions", format="%,d"),
+    "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
+    "average_amount": st.column_config.NumberColumn("average amount", format=IRR_FORMAT),
+    "total_amount": st.column_config.NumberColumn("total amount", format=IRR_FORMAT),
+    "amount": st.column_config.NumberColumn("amount", format=IRR_FORMAT),
+    "kafka_ts": st.column_config.DatetimeColumn("received (Kafka)", format="YYYY-MM-DD HH:mm:ss"),
+    "ts": st.column_config.DatetimeColumn("event time", format="YYYY-MM-DD HH:mm:ss"),
+    "valid": st.column_config.CheckboxColumn("valid"),
+    "merchant_id": st.column_config.TextColumn("merchant"),
+    "merchant_category": st.column_config.TextColumn("category"),
+    "payment_method": st.column_config.TextColumn("method"),
+    "errors": st.column_config.TextColumn("errors", width="medium"),
+}
+#: Narrow formats for the three breakdown tables side by side on the Overview.
+BREAKDOWN_COLUMNS = {
+    **TABLE_COLUMNS,
+    "share": st.column_config.NumberColumn("share", format="percent", width="small"),
+    "average_amount": st.column_config.NumberColumn("avg IRR", format="%,d", width="small"),
+    "total_amount": st.column_config.NumberColumn("total IRR", format="compact", width="small"),
+}
+
+
+def bar_column(label: str, maximum: float, format: str) -> ColumnConfig:
+    """Column config showing a number as a bar scaled to `maximum` (a cheap in-table chart)."""
+    return st.column_config.ProgressColumn(label, format=format, min_value=0, max_value=max(float(maximum), 1.0))
+
+
+def metric(label: str, value: str, level: Level | None = None, help: str | None = None) -> None:
+    """Show a counter; with a level, a coloured ok/watch/alert tag under it."""
+    if level is None:  # a figure without thresholds
+        st.metric(label, value, help=help)
+    else:
+        st.metric(label, value, delta=LEVEL_TEXT[level], delta_color=LEVEL_COLOUR[level], delta_arrow="off", help=help)
+
+
+def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
+    """Show one message as JSON (as escaped text when it cannot be shown as JSON) and its judgement, as data only."""
+    view = message_view(value, kafka_ts_ms, skew_ms)
+    if view.json is not None:
+        st.json(view.json, expanded=True)
+    else:  # not JSON, a bare scalar, too large or deep, or numbers a browser would round
+        st.code(view.text, language=None, wrap_lines=True)
+    if view.valid:
+        st.success("Valid: passes every rule.")
+        return
+    st.error("Invalid: " + ", ".join(view.codes))  # codes are our constants, not message content
+    st.dataframe(pd.DataFrame(view.rows), hide_index=True)
