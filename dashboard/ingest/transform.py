@@ -113,12 +113,18 @@ def transform(
     exception's class and text, the source, a clamped excerpt).
     """
     try:
-        checked, alerts = observe(detector, value, ts, skew_ms)
-        if checked is None and not alerts:
-            return None
+        tx, checked = judge(value, ts, skew_ms)
+        if tx is not None:  # valid: the hot path, inlined (observe's first branch)
+            if detector is None:
+                return None
+            alerts = detector.observe(plain_input(tx))
+            if not alerts:
+                return None
+            return Outcome((), [], alert_records(alerts, Source(topic, partition, offset, ts)))
+        assert checked is not None
+        full = detector_input(checked) if detector is not None else None
+        alerts = detector.observe(full) if detector is not None and full is not None else _NO_ALERTS
         source = Source(topic, partition, offset, ts)
-        if checked is None:
-            return Outcome((), [], alert_records(alerts, source))
         return Outcome(checked.codes, error_records(checked, source), alert_records(alerts, source) if alerts else [])
     except Exception as exc:
         return crashed(exc, value, Source(topic, partition, offset, ts))
