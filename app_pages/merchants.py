@@ -55,11 +55,9 @@ def merchants(sel: shell.Selection) -> None:
             help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
         )
     with cols[2]:
-        level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
-        widgets.metric("Approval rate", fmt.format_share(c.approval_rate), level)
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[3]:
-        level = analytics.level(c.invalid_share, *analytics.INVALID_LEVELS)
-        widgets.metric("Invalid share", fmt.format_share(c.invalid_share), level)
+        widgets.share_counter("Invalid share", c.invalid_share)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
     left, right = st.columns(2)

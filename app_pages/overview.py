@@ -41,19 +41,9 @@ def overview(sel: shell.Selection) -> None:
             help="Average amount of the valid transactions.",
         )
     with cols[4]:
-        widgets.metric(
-            "Approval rate",
-            fmt.format_share(c.approval_rate),
-            analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS),
-            help="Approved among transactions with a status; ok from 90 %, alert below 80 %.",
-        )
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[5]:
-        widgets.metric(
-            "Invalid share",
-            fmt.format_share(c.invalid_share),
-            analytics.level(c.invalid_share, *analytics.INVALID_LEVELS),
-            help="Transactions breaking a rule; ok up to 2 %, alert above 5 %.",
-        )
+        widgets.share_counter("Invalid share", c.invalid_share)
     st.altair_chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)), width="stretch")
 
     # Tables rather than three more Altair charts: the same figures at a

@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.core.validation import check
-from dashboard.ui import format as fmt
 from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
@@ -39,7 +38,7 @@ def validation(sel: shell.Selection) -> None:
     with cols[0]:
         widgets.metric("Invalid transactions", f"{invalid:,}")
     with cols[1]:
-        widgets.metric("Invalid share", fmt.format_share(share), analytics.level(share, *analytics.INVALID_LEVELS))
+        widgets.share_counter("Invalid share", share)
     for col, row in zip(cols[2:], counts.itertuples(), strict=True):
         with col:
             widgets.metric(str(row.code), f"{row.transactions:,}")
