@@ -161,6 +161,7 @@ class Feed:
                     next_lag = time.monotonic() + self.lag_interval
                 # Also serves error_cb, so it runs even while nothing is assigned.
                 messages = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                self._status.polled(self.clock())
                 if answered:
                     # Only now: that consume() served the errors queued before
                     # the broker answered, which must not mark it down again.

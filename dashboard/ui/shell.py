@@ -177,8 +177,8 @@ def select(ctx: Context) -> Selection | None:
     report = ctx.source.health()
     notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     snapshot = ctx.source.buffer.snapshot()
-    if notice is not None and notice.kind != "info":
-        getattr(st, notice.kind)(notice.text)
+    if notice is not None and (notice.kind != "info" or len(snapshot)):
+        getattr(st, notice.kind)(notice.text)  # with rows, an info notice is "quiet: ..." (not stale)
     if len(snapshot) == 0:
         waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
         st.info(f"{waiting} They appear here as soon as they arrive.")

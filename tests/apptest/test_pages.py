@@ -143,8 +143,15 @@ def test_broker_down_shows_an_error_banner_instead_of_live_numbers() -> None:
 
 
 def test_stale_feed_shows_a_warning() -> None:
-    at = run(source=live.StaticSource(BUFFER, syn.health(last_message_age=60.0)), page="app_pages/validation.py")
+    report = syn.health(last_message_age=60.0, last_poll_age=60.0)  # the feed's loop stalled
+    at = run(source=live.StaticSource(BUFFER, report), page="app_pages/validation.py")
     assert any("not live" in w.value for w in at.warning)
+
+
+def test_quiet_feed_shows_an_info_line_not_a_warning() -> None:
+    at = run(source=live.StaticSource(BUFFER, syn.health(last_message_age=18.0)), page="app_pages/validation.py")
+    assert any(i.value.startswith("Quiet: last transaction 18.0 s ago") for i in at.info)
+    assert not any("not live" in w.value for w in at.warning)
 
 
 def test_bad_setting_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) -> None:
