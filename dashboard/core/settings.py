@@ -114,10 +114,25 @@ class Settings:
     fraud_lookback_days: float = _spec(
         7.0, "FRAUD_LOOKBACK_DAYS", float, 0, 60, doc="history replayed to rebuild fraud state"
     )
+    fraud_max_customers: int = _spec(
+        200_000,
+        "FRAUD_MAX_CUSTOMERS",
+        int,
+        100,
+        100_000_000,
+        doc="amount averages kept per partition (least recently seen evicted first)",
+    )
     # Dashboard.
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
-    stale_seconds: float = _spec(10.0, "STALE_SECONDS", float, 1, 3600, doc="a feed loop without a poll for this long is stale (quiet when caught up)")
+    stale_seconds: float = _spec(
+        10.0,
+        "STALE_SECONDS",
+        float,
+        1,
+        3600,
+        doc="a feed loop without a poll for this long is stale (quiet when caught up)",
+    )
     kafka_extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold secrets
 
     @classmethod

@@ -33,7 +33,14 @@ class PartitionDetectors:
 
     def __init__(self, settings: Settings, make: Callable[[], FraudDetector] | None = None) -> None:
         self.settings = settings
-        self.make = make or (lambda: FraudDetector(min_history=settings.fraud_min_history))
+        self.make = make or (
+            lambda: FraudDetector(
+                min_history=settings.fraud_min_history,
+                # A customer unseen for the lookback is forgotten: a replay after a restart would not see them either.
+                amount_idle_ms=int(settings.fraud_lookback_days * 86_400_000),
+                max_customers=settings.fraud_max_customers,
+            )
+        )
         self.by_partition: dict[int, FraudDetector] = {}
 
     def get(self, partition: int) -> FraudDetector:

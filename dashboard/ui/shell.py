@@ -38,7 +38,6 @@ from dashboard.views.filters import (
     normalise,
 )
 
-MAX_MERCHANT_OPTIONS = 1000
 # Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
 # enlarges the counters. It is a literal and never holds message content.
 KIOSK_CSS = """<style>
@@ -67,7 +66,7 @@ def _natural(value: str) -> tuple[str | int, ...]:
 
 def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
     ranked = analytics.ranked_values(snapshot.codes["merchant_id"], snapshot.dictionaries["merchant_id"])
-    return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
+    return sorted({*ranked, *selected}, key=_natural)
 
 
 WIDGET_KEYS = ("f_merchant", "f_category", "f_method", "f_status", "f_validity", "f_window", "f_refresh", "f_paused")

@@ -175,6 +175,8 @@ def test_time_bins_ignore_unknown_and_out_of_window_rows() -> None:
 def test_ranked_values_and_latest_positions() -> None:
     codes = np.array([0, 2, 2, 1, 3, 3, 3], dtype=np.int32)
     assert analytics.ranked_values(codes, ("", "b", "a", "c")) == ["c", "a", "b"]
+    assert analytics.ranked_values(codes, ("", "b", "a", "c"), limit=2) == ["c", "a"]
+    assert analytics.ranked_values(codes, ("", "b", "a", "c"), limit=1) == ["c"]
     mask = np.array([True, False, True, True, False])
     assert analytics.latest_positions(mask, 2).tolist() == [3, 2]
     assert analytics.latest_positions(mask, 0).tolist() == []
