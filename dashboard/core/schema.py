@@ -7,6 +7,7 @@ from typing import Final
 TRANSACTIONS_TOPIC: Final = "darooghe.transactions"
 ERROR_TOPIC: Final = "darooghe.error_logs"
 FRAUD_TOPIC: Final = "darooghe.fraud_alerts"
+ROLLUPS_TOPIC: Final = "darooghe.rollups"
 
 MERCHANT_CATEGORIES: Final = (
     "retail",

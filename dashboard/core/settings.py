@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, ROLLUPS_TOPIC, TRANSACTIONS_TOPIC
 
 INIT_MODES = ("flush", "append", "skip")
 
@@ -80,6 +80,7 @@ class Settings:
     transactions_topic: str = _spec(TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events")
     error_topic: str = _spec(ERROR_TOPIC, "ERROR_TOPIC", str, doc="topic of validation error records")
     fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
+    rollups_topic: str = _spec(ROLLUPS_TOPIC, "ROLLUPS_TOPIC", str, doc="topic of per-minute aggregates")
     topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
     # Pulse generator (names and ranges of the original course generator).
     event_rate: float = _spec(100.0, "EVENT_RATE", float, 10, 1000, doc="average events per minute")
@@ -123,6 +124,9 @@ class Settings:
         doc="amount averages kept per partition (least recently seen evicted first)",
     )
     # Dashboard.
+    rollup_days: float = _spec(
+        8.0, "ROLLUP_DAYS", float, 0.01, 60, doc="days of per-minute aggregates kept (topic retention and history)"
+    )
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
     stale_seconds: float = _spec(

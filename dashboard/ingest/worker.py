@@ -3,7 +3,8 @@
 Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
 of at most TXN_MAX_SECONDS or TXN_MAX_MESSAGES: the error records produced to
 darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, and
-the consumer group's new offsets
+the per-minute aggregates produced to darooghe.rollups
+(`dashboard.store.aggregate`), and the consumer group's new offsets
 (`send_offsets_to_transaction`) commit or abort together. A worker killed at
 any moment leaves either a whole transaction (records and offsets) or none of
 it; its successor re-reads from the last committed offsets. On a rebalance
@@ -33,6 +34,7 @@ from dashboard.ingest.replay import PartitionDetectors
 from dashboard.ingest.transform import Source, error_records, observe
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
+from dashboard.store.aggregate import MinuteAggregator
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class IngestWorker:
         self._producer_ref: Producer | None = None
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
+        self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -163,6 +166,7 @@ class IngestWorker:
         if self._open is not None and self._producer_ref is not None:
             self._finish(consumer, self._producer_ref, rewind=False)
         self.detectors.drop(p.partition for p in partitions)
+        self.rollup.drop(p.partition for p in partitions)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
@@ -185,7 +189,7 @@ class IngestWorker:
     def run(self) -> Stats:
         """Process until stopped (or idle for `until_idle` seconds); return the counters."""
         s = self.settings
-        topics = [s.transactions_topic, s.error_topic, s.fraud_topic]
+        topics = [s.transactions_topic, s.error_topic, s.fraud_topic, s.rollups_topic]
         if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
             return self.stats
         producer = self._producer_ref = self._producer()
@@ -275,6 +279,7 @@ class IngestWorker:
                 ts = int(time.time() * 1000)
             detector = (detectors.get(partition) or get_detector(partition)) if fraud else None
             checked, alerts = observe(detector, msg.value(), ts, skew)
+            self.rollup.add_message(partition, msg.value(), ts, checked, skew)
             if checked is None and not alerts:
                 continue
             source = Source(s.transactions_topic, partition, offset, ts)
@@ -302,6 +307,17 @@ class IngestWorker:
             except BufferError:
                 producer.poll(0.1)
 
+    def _produce_rollups(self, producer: Producer) -> None:
+        """Produce the aggregates of the runs the open transaction changed (cumulative, keyed by run)."""
+        topic = self.settings.rollups_topic
+        for key, value, ts in self.rollup.flush():
+            while True:
+                try:
+                    producer.produce(topic, value, key, timestamp=ts)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+
     def _idle_for_long(self, now: float) -> bool:
         """True when --until-idle is set and nothing arrived for that long since assignment."""
         return self.until_idle is not None and self._assigned and now - self._last_data >= self.until_idle
@@ -313,6 +329,7 @@ class IngestWorker:
             return
         topic = self.settings.transactions_topic
         offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
+        self._produce_rollups(producer)
         if self._commit(consumer, producer, offsets):
             self.stats.merge(txn)
             self.stats.transactions += 1
@@ -342,6 +359,7 @@ class IngestWorker:
                 raise
             logger.warning("transaction aborted (%s); re-reading the batch", err.str())
             producer.abort_transaction(30)
+            self.rollup.reset()  # the aborted runs never counted; the re-read starts new runs
             self.stats.aborted += 1
             return False
 
