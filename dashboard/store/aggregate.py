@@ -19,8 +19,8 @@ negative one. Strings of merchant ids are cut at MAX_ID_CHARS.
 from __future__ import annotations
 
 import heapq
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 from dashboard.core.rollup import (
@@ -83,7 +83,7 @@ class MinuteAggregator:
     ) -> None:
         self.top = top
         self.max_open = max_open
-        self.new_run = new_run or (lambda: uuid.uuid4().hex[:16])
+        self.new_run = new_run or (lambda: os.urandom(8).hex())
         self.clock = clock
         self._runs: dict[tuple[int, int], _Run] = {}
         self._seq = 0
