@@ -10,7 +10,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.store.buffer import RingBuffer
-from dashboard.store.decode import to_batch
 from dashboard.store.rollups import Rollups
 from dashboard.ui import source as live
 from dashboard.views.filters import Filters
@@ -308,8 +307,9 @@ def test_history_comes_from_the_sources_rollups_when_it_has_them() -> None:
     older = insight_data.varied(2000, seed=10, now_ms=syn.NOW_MS - 3 * 86_400_000, span_ms=86_400_000)
     rollups = Rollups(clock=lambda: syn.NOW_MS / 1000)
     for part in (older, VARIED):
-        rollups.add(to_batch([e.message for e in part]))
+        rollups.add_snapshot(syn.buffer_of(part).snapshot())
     added = rollups.snapshot().added
+    assert added > len(VARIED)
     for page in ("app_pages/commissions.py", "app_pages/volume.py"):
         at = run(source=varied_source(rollups=rollups), page=page)
         assert any(f"{added:,} transactions since" in c.value for c in at.caption), page
