@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
 from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
+from dashboard.ui.charts import fraud as fraud_charts
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
 
@@ -59,7 +60,7 @@ def fraud() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.altair_chart(fraud_view.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
+        st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
         st.subheader("Customers with most alerts")
         top = fraud_view.top_customers(alerts)
         st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
@@ -67,7 +68,7 @@ def fraud() -> None:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_view.geo_chart(points), width="stretch")
+            st.altair_chart(fraud_charts.geo_chart(points), width="stretch")
         else:
             st.caption("No geographical alert with its transactions still buffered.")
 

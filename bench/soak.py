@@ -58,10 +58,11 @@ def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> N
     for i in range(n):
         ts = start_ms + i * STEP_MS
         amount = 1000 + i % 100_000
-        ev = {
+        customer = f"cust_{tag}_{i}"
+        ev: dict[str, object] = {
             "transaction_id": f"{tag}-{i:012d}",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z",
-            "customer_id": f"cust_{tag}_{i}",
+            "customer_id": customer,
             "merchant_id": f"merch_{tag}_{i}",
             "merchant_category": ("retail", "food_service", "entertainment", "transportation", "government")[i % 5],
             "payment_method": ("online", "pos", "mobile", "nfc")[i % 4],
@@ -81,7 +82,7 @@ def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> N
         }
         while True:
             try:
-                producer.produce(topic, orjson.dumps(ev), ev["customer_id"].encode(), timestamp=ts)
+                producer.produce(topic, orjson.dumps(ev), customer.encode(), timestamp=ts)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -34,7 +34,6 @@ import msgspec
 from dashboard.core.schema import COMMISSION_TYPES, ERROR_CODES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 
 FORMAT: Final = 1
-MINUTE_MS: Final = 60_000
 #: Enum dimensions: name -> values; code 0 is missing or unknown, code i + 1 is values[i].
 ENUMS: Final[dict[str, tuple[str, ...]]] = {
     "merchant_category": MERCHANT_CATEGORIES,

@@ -27,7 +27,6 @@ from dashboard.core.rollup import (
     ENUM_CODES,
     FORMAT,
     MERCHANT_CELL_BITS,
-    MINUTE_MS,
     RollupRecord,
     encode,
     pack_cell,
@@ -35,6 +34,7 @@ from dashboard.core.rollup import (
     record_key,
 )
 from dashboard.core.schema import ERROR_CODES
+from dashboard.core.timeunits import MINUTE_MS
 from dashboard.core.validation import Checked, decode_plain
 
 TOP_MERCHANTS = 20  # merchants kept by count, and by amount, per record

@@ -86,7 +86,6 @@ class AlertLog:
         self._bytes = 0
         self._lock = threading.Lock()
         self._version = 0
-        self._total = 0
         self._cached: tuple[int, pd.DataFrame] | None = None
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -98,7 +97,6 @@ class AlertLog:
                 size = row_bytes(row)
                 kept.append((row, size))
                 self._bytes += size
-                self._total += 1
                 changed = True
                 while len(kept) > self.capacity or (self._bytes > self.max_bytes and kept):
                     self._bytes -= kept.popleft()[1]
@@ -112,11 +110,6 @@ class AlertLog:
 
     def __len__(self) -> int:
         return len(self._rows)
-
-    @property
-    def total(self) -> int:
-        """Alerts appended since start (evicted ones included)."""
-        return self._total
 
     def snapshot(self) -> pd.DataFrame:
         """Return the alerts as a DataFrame (one row each, oldest first); cached per version."""

@@ -45,13 +45,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from dashboard.core.rollup import CELL_BITS, CUBE_DIMS, ENUMS, MERCHANT_CELL_BITS, MINUTE_MS, RollupRecord, decode
+from dashboard.core.rollup import CELL_BITS, CUBE_DIMS, ENUMS, MERCHANT_CELL_BITS, RollupRecord, decode
+from dashboard.core.timeunits import DAY_MINUTES, HOUR_MINUTES, MINUTE_MS
 from dashboard.store.aggregate import MinuteAggregator
 from dashboard.store.buffer import Dictionary, Snapshot
 from dashboard.store.hourblocks import HourBlocks
 
-HOUR_MINUTES = 60
-DAY_MINUTES = 1440
 ROLLUP_DAYS = 8
 MERCHANT_MINUTES = 5
 FUTURE_MINUTES = 5

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
 from dashboard.ingest.transform import observe
 from dashboard.store.aggregate import MinuteAggregator
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import to_batch
-from dashboard.store.rollups import COMPACT_MIN_IDS, DAY_MINUTES, FUTURE_MINUTES, MINUTE_MS, Rollups
+from dashboard.store.rollups import COMPACT_MIN_IDS, FUTURE_MINUTES, Rollups
 from dashboard.views import history
 from dashboard.views.filters import Filters
 from tests import insight_data as data

@@ -22,7 +22,7 @@ def test_rows_beyond_the_row_cap_evict_the_oldest() -> None:
     log = AlertLog(capacity=3)
     log.extend(alert(f"c{i}") for i in range(5))
     assert log.snapshot()["customer_id"].tolist() == ["c2", "c3", "c4"]
-    assert log.total == 5 and len(log) == 3
+    assert len(log) == 3
 
 
 def test_bytes_beyond_the_byte_cap_evict_the_oldest_at_the_edge() -> None:
