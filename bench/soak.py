@@ -1,6 +1,6 @@
 """Soak benchmark: millions of messages with millions of distinct keys through the worker and the dashboard's feeds.
 
-    python bench/soak.py [--messages 2000000] [--capacity 20000] [--rate 0] [--json FILE]
+    python bench/soak.py [--messages 1000000] [--capacity 20000] [--rate 0] [--json FILE]
 
 Against the real local broker (KAFKA_BOOTSTRAP_SERVERS, default localhost:9092).
 On fresh uuid topics, a child process produces `--messages` transactions whose
@@ -96,7 +96,7 @@ def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2_000_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=int, default=20_000, help="BUFFER_CAPACITY of the dashboard")
     parser.add_argument("--rate", type=float, default=0, help="messages per second to produce (0: as fast as possible)")
     parser.add_argument("--json", type=Path, help="write the figures here")

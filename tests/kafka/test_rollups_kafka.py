@@ -98,7 +98,7 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
     )
     create_topic(bootstrap, topic)
     now_ms = int(time.time() * 1000)
-    messages, truth = week_of_messages(60_000, now_ms, seed=9)
+    messages, truth = week_of_messages(120_000, now_ms, seed=9)
     produce(bootstrap, topic, messages)
     # A killed member holds its partitions until its session times out: 6 s (the broker's minimum), not 45.
     env = dict(kafka_env, KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="1000")
@@ -116,7 +116,7 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
         while progress <= last and time.monotonic() < deadline:
             time.sleep(0.05)
             progress = committed_total(bootstrap, group, topic)
-        time.sleep(rng.uniform(0.0, 0.2))
+        time.sleep(rng.uniform(0.0, 0.1))
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
         assert last < progress < len(messages), (last, progress, "kill landed outside the stream")
