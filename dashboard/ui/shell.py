@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.core.access import Access
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
+from dashboard.ui import auth
 from dashboard.ui import source as live
 from dashboard.views import health
 from dashboard.views import transactions as analytics
@@ -52,12 +54,21 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 
 @dataclass(frozen=True)
 class Context:
-    """What every page needs: settings, the live source, filters and display options."""
+    """What every page needs: settings, the live source, filters, display options and who is looking.
+
+    `source` is already what `person` may see (masked for viewers, see
+    `dashboard.ui.auth`); fraud alerts come through `alerts()` for the same reason.
+    """
 
     settings: Settings
     source: live.Source
     filters: Filters
     display: Display
+    person: Access
+
+    def alerts(self) -> pd.DataFrame:
+        """The fraud alerts as `person` may see them."""
+        return auth.alerts(live.alert_log(self.settings).snapshot(), self.person)
 
 
 def _natural(value: str) -> tuple[str | int, ...]:
@@ -127,6 +138,7 @@ def draw() -> None:
         st.error("The dashboard cannot start: a setting in the environment is invalid.")
         st.code(str(exc), language=None, wrap_lines=True)
         st.stop()
+    person = auth.gate(settings)  # stops here, before any data is read, unless this person may look
     state = st.session_state
     if any(key not in state for key in WIDGET_KEYS):
         # First run of the session: the URL's view. Later, Streamlit may drop the
@@ -136,14 +148,14 @@ def draw() -> None:
             _seed(*state["f_view"])
         else:
             _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
-    src = live.source(settings)
+    src = auth.guard(live.source(settings), person)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
     display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
     if display.kiosk:
         st.html(KIOSK_CSS)
     _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
     state["f_view"] = (filters, display)
-    state["f_context"] = Context(settings, src, filters, display)
+    state["f_context"] = Context(settings, src, filters, display, person)
 
 
 def context() -> Context:
