@@ -40,7 +40,6 @@ from dashboard.views.filters import (
     normalise,
 )
 
-MAX_MERCHANT_OPTIONS = 1000
 # Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
 # enlarges the counters. It is a literal and never holds message content.
 KIOSK_CSS = """<style>
@@ -78,7 +77,7 @@ def _natural(value: str) -> tuple[str | int, ...]:
 
 def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
     ranked = analytics.ranked_values(snapshot.codes["merchant_id"], snapshot.dictionaries["merchant_id"])
-    return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
+    return sorted({*ranked, *selected}, key=_natural)
 
 
 WIDGET_KEYS = ("f_merchant", "f_category", "f_method", "f_status", "f_validity", "f_window", "f_refresh", "f_paused")
@@ -189,8 +188,8 @@ def select(ctx: Context) -> Selection | None:
     report = ctx.source.health()
     notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     snapshot = ctx.source.buffer.snapshot()
-    if notice is not None and notice.kind != "info":
-        getattr(st, notice.kind)(notice.text)
+    if notice is not None and (notice.kind != "info" or len(snapshot)):
+        getattr(st, notice.kind)(notice.text)  # with rows, an info notice is "quiet: ..." (not stale)
     if len(snapshot) == 0:
         waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
         st.info(f"{waiting} They appear here as soon as they arrive.")

@@ -165,6 +165,7 @@ def run_env(cluster: LocalKafka, tag: str) -> dict[str, str]:
         TRANSACTIONS_TOPIC=f"failover.{tag}.transactions.{u}",
         ERROR_TOPIC=f"failover.{tag}.error_logs.{u}",
         FRAUD_TOPIC=f"failover.{tag}.fraud_alerts.{u}",
+        ROLLUPS_TOPIC=f"failover.{tag}.rollups.{u}",
         INGEST_GROUP=f"failover.{tag}.ingest.{u}",
         TOPIC_PARTITIONS=str(PARTITIONS),
         TOPIC_REPLICATION_FACTOR="3",

@@ -57,6 +57,7 @@ def pipeline_env(client: dict[str, str], password: str) -> dict[str, str]:
         TRANSACTIONS_TOPIC=f"sasl.transactions.{u}",
         ERROR_TOPIC=f"sasl.error_logs.{u}",
         FRAUD_TOPIC=f"sasl.fraud_alerts.{u}",
+        ROLLUPS_TOPIC=f"sasl.rollups.{u}",
         INGEST_GROUP=f"sasl.ingest.{u}",
         PYTHONPATH=str(ROOT),
     )

@@ -27,8 +27,12 @@ def cluster(brokers: int, isrs: dict[str, list[int]]) -> ClusterMetadata:
 
 
 def test_topics_we_create_carry_min_insync_replicas() -> None:
-    assert topic_config(Settings.from_env({"TOPIC_REPLICATION_FACTOR": "3"}))["min.insync.replicas"] == "2"
-    assert topic_config(Settings.from_env({}))["min.insync.replicas"] == "1"
+    s3 = Settings.from_env({"TOPIC_REPLICATION_FACTOR": "3"})
+    assert topic_config(s3, s3.transactions_topic)["min.insync.replicas"] == "2"
+    assert topic_config(s3, s3.rollups_topic)["min.insync.replicas"] == "2"
+    assert topic_config(s3, s3.rollups_topic)["cleanup.policy"] == "compact,delete"
+    s1 = Settings.from_env({})
+    assert topic_config(s1, s1.error_topic) == {"retention.ms": str(30 * 86_400_000), "min.insync.replicas": "1"}
 
 
 def test_too_few_brokers_for_the_replication_factor() -> None:
