@@ -52,7 +52,11 @@ def merchants() -> None:
     with cols[0]:
         widgets.metric("Transactions", f"{c.transactions:,}")
     with cols[1]:
-        widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+        widgets.metric(
+            "Total (IRR)",
+            fmt.format_compact(c.total_amount),
+            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+        )
     with cols[2]:
         level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
         widgets.metric("Approval rate", fmt.format_share(c.approval_rate), level)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-import orjson
-
+from dashboard.core.records import encode_record
 from dashboard.core.validation import ms_to_iso
 
 #: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
@@ -79,6 +78,7 @@ class Alert:
         """The darooghe.fraud_alerts record: the fields above, `event_time` in ISO-8601 UTC, and `source`.
 
         `source` names the message that raised the alert (topic, partition, offset, timestamp).
+        At most 64 KB: hostile ids are clamped (`dashboard.core.records`).
         """
         record: dict[str, Any] = {
             "rule": self.rule,
@@ -90,4 +90,4 @@ class Alert:
         }
         if source is not None:
             record["source"] = source
-        return orjson.dumps(record)
+        return encode_record(record)

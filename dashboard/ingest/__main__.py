@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
-from dashboard.ingest.worker import IngestWorker
+from dashboard.ingest.worker import IngestWorker, WorkerError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the worker until stopped or idle; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m dashboard.ingest", description=__doc__)
-    parser.add_argument("--until-idle", type=float, metavar="SECONDS", help="exit after SECONDS without messages")
-    parser.add_argument("--transactional-id", help="stable transactional id (default: unique per process)")
+    parser.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once the group has committed every partition up to its end and nothing arrived for SECONDS",
+    )
+    parser.add_argument(
+        "--transactional-id",
+        help="stable transactional id, also the static group member id (default: unique per process)",
+    )
     parser.add_argument("--no-fraud", action="store_true", help="validate only; run no fraud detectors")
     args = parser.parse_args(argv)
     if args.until_idle is not None and args.until_idle <= 0:
@@ -22,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = IngestWorker(
         settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
     )
-    worker.run()
+    try:
+        worker.run()
+    except WorkerError as exc:  # its open transaction was aborted: nothing half-done is committed
+        print(f"ingest: stopped: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

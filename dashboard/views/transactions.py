@@ -54,7 +54,9 @@ def counters(frame: pd.DataFrame, now_ms: int, window_ms: int | None) -> Counter
 
     `per_minute` divides the count by the minutes covered: from the window's
     start, or the oldest selected row when later (or for "everything"), to
-    now; at least one minute.
+    now; at least one minute. Counts include every row; the money figures
+    (total, average) count valid transactions only (error_mask 0): an invalid
+    one's amount is not trusted (one of 1.8e19 IRR would swamp the total).
     """
     n = len(frame)
     if n == 0:
@@ -68,7 +70,7 @@ def counters(frame: pd.DataFrame, now_ms: int, window_ms: int | None) -> Counter
         start = max(start, now_ms - window_ms)
     minutes = max(now_ms - start, MINUTE_MS) / MINUTE_MS
     amount = frame["amount"].to_numpy()
-    finite = np.isfinite(amount)
+    finite = np.isfinite(amount) & (frame["error_mask"].to_numpy() == 0)
     total = float(amount[finite].sum())
     status = frame["status"]
     with_status = int((status.cat.codes > 0).sum())

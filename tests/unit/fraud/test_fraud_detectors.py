@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -394,6 +395,13 @@ def test_which_checked_transactions_feed_the_detectors(pulse_mixed: list[Message
         fed = detector_input(checked)
         if ERR_TIME in m.injected:
             assert fed is None
+        elif checked.violations:  # invalid: fed to velocity and geo, its amount untrusted
+            tx = checked.transaction
+            assert fed is not None and tx is not None
+            assert (fed.transaction_id, fed.customer_id, fed.timestamp_ms, fed.amount, fed.lat, fed.lng) == (
+                tx.transaction_id, tx.customer_id, tx.timestamp_ms, None, tx.lat, tx.lng,
+            )  # fmt: skip
+            seen.update(m.injected)
         else:
             assert fed is checked.transaction
             seen.update(m.injected)
@@ -404,6 +412,32 @@ def test_which_checked_transactions_feed_the_detectors(pulse_mixed: list[Message
                 )  # fmt: skip
     assert seen == {ERR_AMOUNT, ERR_DEVICE}
     assert detector_input(check(b"not json", T0)) is None
+
+
+def test_an_invalid_transaction_neither_raises_nor_feeds_the_amount_rule() -> None:
+    detector = FraudDetector()
+    base = {"customer_id": "c", "merchant_id": "m", "merchant_category": "retail", "payment_method": "pos",
+            "status": "approved", "commission_type": "flat", "customer_type": "individual", "risk_level": 1,
+            "vat_amount": 0, "commission_amount": 0}  # fmt: skip
+
+    def event(i: int, amount: int, total: int) -> bytes:
+        ts = T0 + i * 60_000
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
+        return orjson.dumps(
+            {**base, "transaction_id": f"t{i}", "timestamp": iso, "amount": amount, "total_amount": total}
+        )
+
+    for i in range(5):
+        checked = check(event(i, 100, 100), T0 + i * 60_000)
+        assert checked.valid
+        assert detector.observe(detector_input(checked)) == []
+    # A huge invalid amount (broken total) raises nothing and does not join the average...
+    poisoned = check(event(5, 9 * 10**18, 1), T0 + 300_000)
+    assert poisoned.codes == (ERR_AMOUNT,)
+    assert [a.rule for a in detector.observe(detector_input(poisoned))] == []
+    # ...so a valid spike after it is still caught.
+    spike = check(event(6, 5000, 5000), T0 + 360_000)
+    assert [a.rule for a in detector.observe(detector_input(spike))] == [FRAUD_AMOUNT]
 
 
 # --- replay of a seeded Pulse stream --------------------------------------------------------------
