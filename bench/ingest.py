@@ -26,6 +26,14 @@ Each round runs every ceiling variant, b, b0 and each process count once;
 every figure is the median over --repeats rounds, and every ratio the median of
 the per-round ratios (b/a uses the ceiling variant's run of the same round).
 Prints the tables and, with --write, replaces the ingest section of BENCHMARKS.md.
+
+    python bench/ingest.py --baseline DIR [--events 300000] [--repeats 5] [--write]
+
+compares this checkout's worker (b) with the worker of another checkout DIR (say
+a `git worktree` of main before a change) on the same pre-produced topic, one
+process each, detectors on, in ABBA order; same statistic as (b). Reports each
+run, the median of the paired ratios this/baseline and the load average;
+--write replaces the ingest-baseline section.
 """
 
 from __future__ import annotations
@@ -140,8 +148,10 @@ def plain_loop(settings: Settings, topic: str, total: int, v: Variant) -> float:
 # -- the worker, judged through its committed offsets ----------------------------------
 
 
-def worker(settings: Settings, topic: str, total: int, processes: int = 1, fraud: bool = True) -> float:
-    """Messages/s of `python -m dashboard.ingest`, from its first committed offsets to its last."""
+def worker(
+    settings: Settings, topic: str, total: int, processes: int = 1, fraud: bool = True, root: Path = ROOT
+) -> float:
+    """Messages/s of `python -m dashboard.ingest` (of the checkout at `root`), from its first commit to its last."""
     run_id = uuid.uuid4().hex[:8]
     group = f"bench-ingest-{run_id}"
     env = dict(os.environ)
@@ -152,12 +162,14 @@ def worker(settings: Settings, topic: str, total: int, processes: int = 1, fraud
         FRAUD_TOPIC=f"{topic}.fraud-{run_id}",
         INGEST_GROUP=group,
     )
-    cmd = [sys.executable, "-m", "dashboard.ingest", "--until-idle", "1", "--processes", str(processes)]
+    cmd = [sys.executable, "-m", "dashboard.ingest", "--until-idle", "1"]
+    if root == ROOT or processes != 1:  # a baseline checkout from before --processes runs one process
+        cmd += ["--processes", str(processes)]
     if not fraud:
         cmd.append("--no-fraud")
     watcher = Consumer(settings.kafka_config(group_id=group, enable_auto_commit=False))
     parts = [TopicPartition(topic, p) for p in watcher.list_topics(topic, timeout=10).topics[topic].partitions]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=root, stderr=subprocess.PIPE, text=True)
     first: tuple[float, int] | None = None
     try:
         while True:
@@ -253,6 +265,47 @@ def notebook(settings: Settings, topic: str, seconds: float, fixed: bool) -> tup
         delete_topics(settings, [error_topic])
 
 
+def baseline(args: argparse.Namespace, settings: Settings) -> int:
+    """Paired runs (ABBA order) of this checkout's worker and the one at --baseline on the same topics."""
+    base = Path(args.baseline).resolve()
+    rows = []
+    for rate in [float(r) for r in args.rates.split(",")]:
+        topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
+        print(f"\n== INVALID_RATE={rate}: pre-producing {args.events} events to {topic}", flush=True)
+        pre_produce(settings, topic, args.events, rate, args.partitions)
+        total = message_count(settings, topic)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for i in range(args.repeats):
+            order = [(ROOT, ours), (base, theirs)] if i % 2 == 0 else [(base, theirs), (ROOT, ours)]
+            for root, runs in order:
+                runs.append(worker(settings, topic, total, root=root))
+            print(f"  pair {i + 1}: this {ours[-1]:,.0f} msg/s, baseline {theirs[-1]:,.0f} msg/s", flush=True)
+        ratios = [o / t for o, t in zip(ours, theirs, strict=True)]
+        rows.append((rate, med(ours), med(theirs), med(ratios), ratios))
+        delete_topics(settings, [topic])
+    header = (
+        "| INVALID_RATE | this worker (median) | baseline worker (median) | this/baseline, median of pairs | pairs |\n"
+        "|---|---|---|---|---|"
+    )
+    lines = [
+        f"| {r:.2f} | {o:,.0f} | {t:,.0f} | {m:.3f} | {', '.join(f'{x:.2f}' for x in rs)} |" for r, o, t, m, rs in rows
+    ]
+    table = "\n".join([header, *lines])
+    print(f"\n{table}\nload average after the runs: {load_average()}")
+    if args.write:
+        write_section(
+            "ingest-baseline",
+            "## Ingest worker against a baseline checkout\n\n"
+            f"Command: `python bench/ingest.py --baseline {args.baseline} --events {args.events} --rates {args.rates}"
+            f" --repeats {args.repeats}` ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
+            f" after the runs {load_average()}). Both workers one process each, detectors on, same pre-produced"
+            " topic, ABBA order; statistic: messages/s through committed offsets, as (b) above.\n\n"
+            f"{table}\n",
+        )
+    return 0
+
+
 def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -326,10 +379,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; medians over them are reported")
     parser.add_argument("--processes", default="1,2,3", help="worker process counts to compare")
     parser.add_argument("--notebook-seconds", type=float, default=10.0, help="0 skips the notebook loop")
+    parser.add_argument("--baseline", metavar="DIR", help="only compare this worker with the one of checkout DIR")
     parser.add_argument("--write", action="store_true", help="write the results into BENCHMARKS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
+    if args.baseline:
+        return baseline(args, settings)
     procs = sorted({int(n) for n in args.processes.split(",")} | {1})
     load_start = load_average()
     started = time.monotonic()

@@ -130,7 +130,7 @@ def retry_txn_op(
     seconds: float,
     attempts: int = RETRY_ATTEMPTS,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], object] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
 ) -> None:
     """Call `op(timeout)`; retry a retriable KafkaError at most `attempts` times in all within `seconds`.
 
@@ -148,7 +148,7 @@ def retry_txn_op(
             if not err.retriable() or attempt == attempts or clock() + backoff >= deadline:
                 raise
             logger.warning("%s failed (%s); retry %d of %d", what, err.str(), attempt, attempts - 1)
-            sleep(backoff)
+            (sleep or time.sleep)(backoff)
             backoff = min(backoff * 2, 2.0)
 
 
@@ -186,6 +186,7 @@ class IngestWorker:
         self._open: _OpenTxn | None = None
         self._aborts_in_a_row = 0
         self._producer_ref: Producer | None = None
+        self._closing = False  # consumer.close() under way: a late assignment is never read
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
 
@@ -226,9 +227,10 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        if partitions and self.detect_fraud:
+        if partitions and self.detect_fraud and not self._closing:
             # The rebuild runs here, before any message of these partitions is handled; its
             # deadline (PartitionDetectors.deadline) stays well under max.poll.interval.ms.
+            # An assignment during close() (members leaving together) is never read: no rebuild.
             committed = consumer.committed(partitions, timeout=30)
             self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         self._last_data = self.clock()  # idleness counts from the latest assignment
@@ -307,6 +309,7 @@ class IngestWorker:
         return self.stats
 
     def _close(self, consumer: Consumer, producer: Producer) -> None:
+        self._closing = True
         try:
             consumer.close()
             producer.flush(10)

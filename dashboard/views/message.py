@@ -54,7 +54,7 @@ def _renderable(value: Any, depth: int = 0) -> bool:
 def message_view(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> MessageView:
     """Return how to show one message and its judgement; never raises."""
     try:
-        tx, checked = judge(value, kafka_ts_ms, skew_ms)
+        _tx, checked = judge(value, kafka_ts_ms, skew_ms)
         parsed: Any = None
         if value and len(value) <= JSON_MAX_BYTES:
             try:
@@ -75,7 +75,7 @@ def message_view(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> Message
             "reason": [safe_text(v.message) for v in checked.violations],
             "evidence": [clip(encode_record(v.evidence).decode(), 2000) for v in checked.violations],
         }
-        return MessageView(parsed, text, tx is not None, checked.codes, rows)
+        return MessageView(parsed, text, checked.valid, checked.codes, rows)
     except Exception as exc:  # a bug: still show something, and say so
         checked = internal_error(exc, value)
         v = checked.violations[0]
