@@ -24,6 +24,7 @@ import streamlit as st
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
+from dashboard.store.priority import page_runs
 from dashboard.ui import source as live
 from dashboard.views import health
 from dashboard.views import transactions as analytics
@@ -153,8 +154,16 @@ def context() -> Context:
 
 
 def run_live(body: Callable[[], None], display: Display) -> None:
-    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused)."""
-    st.fragment(run_every=display.run_every)(body)()
+    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused).
+
+    Each run is marked as a page run, so the feed steps aside while it renders (`store.priority`).
+    """
+
+    def marked() -> None:
+        with page_runs.reading():
+            body()
+
+    st.fragment(run_every=display.run_every)(marked)()
 
 
 @dataclass(frozen=True)
