@@ -1,6 +1,6 @@
 """Profile the ingest worker with py-spy on the default Pulse stream; print (and write) the top entries.
 
-    python bench/profile.py [--events 300000] [--invalid-rate 0.01] [--rate 250] [--top 15] [--write]
+    python bench/worker_profile.py [--events 300000] [--invalid-rate 0.01] [--rate 250] [--top 15] [--write]
 
 Against the real local broker. Pre-produces the events with Pulse (history
 mode, default FRAUD_RATE, SEED 42, 6 partitions), then runs
@@ -105,7 +105,7 @@ def main() -> int:
     ]
     cum_table = "| function (total time order) | total |\n|---|---|\n" + "\n".join(cum)
     command = (
-        f"python bench/profile.py --events {args.events} --invalid-rate {args.invalid_rate} --rate {args.rate}"
+        f"python bench/worker_profile.py --events {args.events} --invalid-rate {args.invalid_rate} --rate {args.rate}"
         f" --top {args.top}"
     )
     body = (
