@@ -54,7 +54,7 @@ from dashboard.kafka.broker_state import BrokerState
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
-POLL_TIMEOUT = 0.5
+POLL_TIMEOUT = 0.2  # seconds consume() waits when the stream trickles: part of an error record's latency
 REPORT_EVERY = 5.0
 TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long...
 TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each

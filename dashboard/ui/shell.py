@@ -122,7 +122,15 @@ def _write_query(target: dict[str, str | list[str]]) -> None:
 
 
 def draw() -> None:
-    """Check settings, draw the shared sidebar and kiosk style, and store the page Context."""
+    """Check settings, draw the shared sidebar and kiosk style, and store the page Context.
+
+    Marked as a page run, as `run_live`'s body is: the feed steps aside meanwhile (`store.priority`).
+    """
+    with page_runs.reading():
+        _draw()
+
+
+def _draw() -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
