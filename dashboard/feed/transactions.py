@@ -37,7 +37,7 @@ from dashboard.store.rollups import Rollups
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
-SLICE = 250  # messages decoded between two looks at page runs under way (a few ms of Python)
+SLICE = 500  # messages decoded between two looks at page runs under way (a few ms of Python)
 MAX_YIELD = 0.05  # seconds a slice waits at most for page runs to finish: the feed's floor while pages render
 POLL_TIMEOUT = 0.5  # seconds; bounds how late a stop request is seen
 QUERY_TIMEOUT = 2.0  # seconds for a metadata or watermark request
