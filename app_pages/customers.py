@@ -24,14 +24,11 @@ TABLE_COLUMNS = {
 }
 
 ctx = shell.context()
-st.title("Customers")
 
 
-def body() -> None:
+@shell.live_page("Customers")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     now = sel.now_ms
     first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, frame)
@@ -74,6 +71,3 @@ def body() -> None:
     st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
     st.subheader(f"The {TOP} most active customers")
     st.dataframe(customers.top_customers(frame, first, TOP), hide_index=True, column_config=TABLE_COLUMNS)
-
-
-shell.run_live(body, ctx.display)

@@ -25,14 +25,11 @@ TABLE_COLUMNS = {
 }
 
 ctx = shell.context()
-st.title("Volume")
 
 
-def body() -> None:
+@shell.live_page("Volume")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     now = sel.now_ms
     recent = volume.live(sel.frame(["ts_ms"])["ts_ms"].to_numpy(), now)
     snap = live.rollups(ctx.source)
@@ -80,6 +77,3 @@ def body() -> None:
     )
     if (note := history.caption(everything, "the merchant jumps")) is not None:
         st.caption(note)
-
-
-shell.run_live(body, ctx.display)

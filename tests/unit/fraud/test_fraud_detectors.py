@@ -17,7 +17,6 @@ from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME, FRAUD_AMOUNT
 from dashboard.core.settings import Settings
 from dashboard.core.validation import Transaction, check, decode_plain
 from dashboard.fraud import (
-    EARTH_RADIUS_KM,
     Alert,
     AmountDetector,
     FraudDetector,
@@ -30,6 +29,7 @@ from dashboard.fraud import (
     plain_input,
 )
 from dashboard.fraud import windows as windows_module
+from dashboard.fraud.rules import EARTH_RADIUS_KM
 from dashboard.pulse.batch import FraudLabel, Message
 from dashboard.pulse.events import Streams, history, make_factory
 from dashboard.pulse.model import Population
