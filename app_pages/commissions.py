@@ -56,7 +56,7 @@ def body(sel: shell.Selection) -> None:
         st.altair_chart(charts_insights.commission_chart(commissions.per_minute_by_type(past)), width="stretch")
     else:
         st.info("No rolled-up transaction matches the filters in this window.")
-    st.caption(history.describe(snap))
+    st.caption(history.describe(snap, ctx.settings.rollup_days))
     if (note := history.caption(past, "the commission chart when merchants are selected")) is not None:
         st.caption(note)
 

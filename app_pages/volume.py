@@ -61,7 +61,9 @@ def body(sel: shell.Selection) -> None:
         hourly_title = "Transactions per hour (each Tehran day's busiest hour in red)"
         st.altair_chart(charts_insights.peaks_chart(hours, hourly_title, "%Y-%m-%d %H:%M"), width="stretch")
         st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
-    st.caption(history.describe(snap) + " Local times are Tehran's (UTC+03:30, no daylight saving).")
+    st.caption(
+        history.describe(snap, ctx.settings.rollup_days) + " Local times are Tehran's (UTC+03:30, no daylight saving)."
+    )
     if (note := history.caption(past, "the history charts when merchants are selected")) is not None:
         st.caption(note)
 

@@ -30,10 +30,14 @@ Prints the tables and, with --write, replaces the ingest section of BENCHMARKS.m
     python bench/ingest.py --baseline DIR [--events 300000] [--repeats 5] [--write]
 
 compares this checkout's worker (b) with the worker of another checkout DIR (say
-a `git worktree` of main before a change) on the same pre-produced topic, one
-process each, detectors on, in ABBA order; same statistic as (b). Reports each
-run, the median of the paired ratios this/baseline and the load average;
---write replaces the ingest-baseline section.
+a `git worktree` of main before a change) on the same pre-produced topic: each
+in a fresh subprocess, fraud detectors on, alternating which goes first, same
+statistic as (b). On a shared machine wall-clock rates swing by 2x, so it also
+times the worker's per-message loop alone (`IngestWorker._process` over the
+topic's messages, read once, with a producer that drops records: all that
+per-message isolation touches) in CPU seconds, best of 3, in the same
+alternating pairs. Reports each pair, the medians of the paired ratios
+this/baseline and the load average; --write replaces the ingest-baseline section.
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ import argparse
 import json
 import logging
 import os
+import pickle
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -265,8 +271,99 @@ def notebook(settings: Settings, topic: str, seconds: float, fixed: bool) -> tup
         delete_topics(settings, [error_topic])
 
 
+_WORKER_RUN = """
+import json, logging, sys, uuid
+from dataclasses import replace
+sys.path.insert(0, sys.argv[1])
+from dashboard.core.settings import Settings
+from dashboard.ingest.worker import IngestWorker
+from dashboard.kafka.admin import delete_topics
+logging.basicConfig(level=logging.WARNING)
+topic = sys.argv[2]
+s = replace(Settings.from_env(), transactions_topic=topic, error_topic=topic + ".errors",
+            fraud_topic=topic + ".fraud", ingest_group="bench-" + uuid.uuid4().hex[:8])
+stats = IngestWorker(s, until_idle=2.0).run()
+delete_topics(s, [s.error_topic, s.fraud_topic])
+print(json.dumps({"rate": stats.rate(), "messages": stats.messages}))
+"""
+
+
+_HOT_LOOP_RUN = """
+import json, pickle, sys, time
+sys.path.insert(0, sys.argv[1])
+from dashboard.core.settings import Settings
+from dashboard.ingest import worker as wm
+
+class Msg:
+    __slots__ = ("v", "t", "p", "o")
+    def __init__(self, v, t, p, o): self.v, self.t, self.p, self.o = v, t, p, o
+    def error(self): return None
+    def partition(self): return self.p
+    def offset(self): return self.o
+    def timestamp(self): return (1, self.t)
+    def value(self): return self.v
+
+class DropProducer:
+    def produce(self, topic, value, key=None): pass
+    def poll(self, timeout): return 0
+
+with open(sys.argv[2], "rb") as f:
+    msgs = [Msg(*m) for m in pickle.load(f)]
+batches = [msgs[i:i + 5000] for i in range(0, len(msgs), 5000)]
+times = []
+for _ in range(3):
+    w = wm.IngestWorker(Settings(), detect_fraud=True)
+    txn = wm._OpenTxn()
+    start = time.process_time()
+    for batch in batches:
+        w._process(DropProducer(), batch, txn)
+    times.append(time.process_time() - start)
+    assert txn.messages == len(msgs)
+print(json.dumps({"rate": len(msgs) / min(times)}))
+"""
+
+
+def dump_messages(settings: Settings, topic: str, total: int, path: Path) -> None:
+    """Read every message of `topic` once into `path` (a pickle of (value, Kafka ms, partition, offset))."""
+    consumer = Consumer(settings.kafka_config(group_id=f"bench-{uuid.uuid4().hex}", enable_auto_commit=False))
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[tuple[bytes | None, int, int, int]] = []
+    try:
+        while len(out) < total:
+            for msg in consumer.consume(5000, 1.0):
+                if msg.error() is None:
+                    out.append((msg.value(), msg.timestamp()[1], msg.partition() or 0, msg.offset() or 0))
+    finally:
+        consumer.close()
+    with path.open("wb") as f:
+        pickle.dump(out, f)
+
+
+def hot_loop_in(root: Path, path: Path) -> float:
+    """Messages per CPU second of the worker's per-message loop of the checkout at `root` (best of 3)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HOT_LOOP_RUN, str(root), str(path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+
+
+def worker_in(root: Path, topic: str, total: int) -> float:
+    """(b) of the checkout at `root`, in a fresh subprocess: messages/s, first batch to last commit."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER_RUN, str(root), topic], cwd=root, capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["messages"] == total, (result, total)
+    return float(result["rate"])
+
+
 def baseline(args: argparse.Namespace, settings: Settings) -> int:
-    """Paired runs (ABBA order) of this checkout's worker and the one at --baseline on the same topics."""
+    """Paired runs of this checkout's worker and the one at --baseline on the same topics; see the docstring."""
     base = Path(args.baseline).resolve()
     rows = []
     for rate in [float(r) for r in args.rates.split(",")]:
@@ -274,33 +371,49 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\n== INVALID_RATE={rate}: pre-producing {args.events} events to {topic}", flush=True)
         pre_produce(settings, topic, args.events, rate, args.partitions)
         total = message_count(settings, topic)
+        dump = Path(tempfile.gettempdir()) / f"{topic}.pkl"
+        dump_messages(settings, topic, total, dump)
         ours: list[float] = []
         theirs: list[float] = []
+        ours_cpu: list[float] = []
+        theirs_cpu: list[float] = []
         for i in range(args.repeats):
-            order = [(ROOT, ours), (base, theirs)] if i % 2 == 0 else [(base, theirs), (ROOT, ours)]
-            for root, runs in order:
-                runs.append(worker(settings, topic, total, root=root))
-            print(f"  pair {i + 1}: this {ours[-1]:,.0f} msg/s, baseline {theirs[-1]:,.0f} msg/s", flush=True)
-        ratios = [o / t for o, t in zip(ours, theirs, strict=True)]
-        rows.append((rate, med(ours), med(theirs), med(ratios), ratios))
+            order = [(ROOT, ours, ours_cpu), (base, theirs, theirs_cpu)]
+            for root, runs, cpu in order if i % 2 == 0 else order[::-1]:
+                runs.append(worker_in(root, topic, total))
+                cpu.append(hot_loop_in(root, dump))
+            print(
+                f"  pair {i + 1}: this {ours[-1]:,.0f} msg/s, baseline {theirs[-1]:,.0f} msg/s;"
+                f" per-message loop: this {ours_cpu[-1]:,.0f}, baseline {theirs_cpu[-1]:,.0f} msg per CPU s",
+                flush=True,
+            )
+        for label, a, b in (("worker, wall clock", ours, theirs), ("per-message loop, CPU", ours_cpu, theirs_cpu)):
+            ratios = [o / t for o, t in zip(a, b, strict=True)]
+            rows.append((rate, label, statistics.median(a), statistics.median(b), statistics.median(ratios), ratios))
+        dump.unlink()
         delete_topics(settings, [topic])
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = (
-        "| INVALID_RATE | this worker (median) | baseline worker (median) | this/baseline, median of pairs | pairs |\n"
-        "|---|---|---|---|---|"
+        "| INVALID_RATE | statistic (msg/s) | this (median) | baseline (median) | this/baseline, median of pairs"
+        " | pairs |\n|---|---|---|---|---|---|"
     )
     lines = [
-        f"| {r:.2f} | {o:,.0f} | {t:,.0f} | {m:.3f} | {', '.join(f'{x:.2f}' for x in rs)} |" for r, o, t, m, rs in rows
+        f"| {r:.2f} | {label} | {o:,.0f} | {t:,.0f} | {m:.3f} | {', '.join(f'{x:.2f}' for x in rs)} |"
+        for r, label, o, t, m, rs in rows
     ]
     table = "\n".join([header, *lines])
-    print(f"\n{table}\nload average after the runs: {load_average()}")
+    print(f"\n{table}\nload average after the runs: {load}")
     if args.write:
         write_section(
             "ingest-baseline",
             "## Ingest worker against a baseline checkout\n\n"
             f"Command: `python bench/ingest.py --baseline {args.baseline} --events {args.events} --rates {args.rates}"
             f" --repeats {args.repeats}` ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
-            f" after the runs {load_average()}). Both workers one process each, detectors on, same pre-produced"
-            " topic, ABBA order; statistic: messages/s through committed offsets, as (b) above.\n\n"
+            f" after the runs {load}). Both workers in fresh subprocesses, fraud detectors on, same pre-produced"
+            " topic, alternating which goes first. Statistics: the worker's messages/s from first batch to last"
+            " commit, as (b) above (wall clock, swings with the machine's load); and messages per CPU second of"
+            " its per-message loop alone (`IngestWorker._process` over the topic's messages with a producer that"
+            " drops records, best of 3), which is what per-message isolation changes.\n\n"
             f"{table}\n",
         )
     return 0

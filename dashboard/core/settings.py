@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+from dashboard.core.access import parse_people
+from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, ROLLUPS_TOPIC, TRANSACTIONS_TOPIC
 
 INIT_MODES = ("flush", "append", "skip")
 
@@ -80,6 +81,7 @@ class Settings:
     transactions_topic: str = _spec(TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events")
     error_topic: str = _spec(ERROR_TOPIC, "ERROR_TOPIC", str, doc="topic of validation error records")
     fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
+    rollups_topic: str = _spec(ROLLUPS_TOPIC, "ROLLUPS_TOPIC", str, doc="topic of per-minute aggregates")
     topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
     # Pulse generator (names and ranges of the original course generator).
     event_rate: float = _spec(100.0, "EVENT_RATE", float, 10, 1000, doc="average events per minute")
@@ -114,10 +116,35 @@ class Settings:
     fraud_lookback_days: float = _spec(
         7.0, "FRAUD_LOOKBACK_DAYS", float, 0, 60, doc="history replayed to rebuild fraud state"
     )
+    fraud_max_customers: int = _spec(
+        200_000,
+        "FRAUD_MAX_CUSTOMERS",
+        int,
+        100,
+        100_000_000,
+        doc="amount averages kept per partition (least recently seen evicted first)",
+    )
     # Dashboard.
+    rollup_days: float = _spec(
+        8.0, "ROLLUP_DAYS", float, 0.01, 60, doc="days of per-minute aggregates kept (topic retention and history)"
+    )
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
-    stale_seconds: float = _spec(10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale")
+    stale_seconds: float = _spec(
+        10.0,
+        "STALE_SECONDS",
+        float,
+        1,
+        3600,
+        doc="a feed loop without a poll for this long is stale (quiet when caught up)",
+    )
+    # Who may look (only when sign-in is configured; see README "Who may look").
+    allowed: tuple[str, ...] = _spec(
+        (), "DASHBOARD_ALLOWED", parse_people, doc="emails and @domains allowed past sign-in (empty: nobody)"
+    )
+    analysts: tuple[str, ...] = _spec(
+        (), "DASHBOARD_ANALYSTS", parse_people, doc="emails and @domains who see customer data unmasked"
+    )
     kafka_extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold secrets
 
     @classmethod
@@ -132,7 +159,9 @@ class Settings:
             text = env[spec.env]
             try:
                 value = spec.kind(text.strip())
-            except ValueError:
+            except ValueError as exc:
+                if spec.kind is parse_people:  # its error names the bad entry
+                    raise SettingsError(f"{spec.env}: {exc}") from None
                 kind = (
                     "a number" if spec.kind is float else "an integer" if spec.kind in (int, _optional_int) else "text"
                 )
@@ -188,5 +217,6 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         rng = (
             "|".join(spec.choices) if spec.choices else (f"{spec.low:g}-{spec.high:g}" if spec.low is not None else "")
         )
-        rows.append((spec.env, str(getattr(defaults, f.name)), rng, spec.doc))
+        default = getattr(defaults, f.name)
+        rows.append((spec.env, ", ".join(default) if isinstance(default, tuple) else str(default), rng, spec.doc))
     return rows

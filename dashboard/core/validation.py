@@ -193,6 +193,13 @@ def _to_float(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _evidence_value(value: Any) -> str | int | float | None:
+    """A message value as rule evidence: strings clipped, numbers as they are, anything else None."""
+    if isinstance(value, str):
+        return clip(value, 200)
+    return value if isinstance(value, int | float) else None
+
+
 def totals_match(amount: Number, vat: Number, commission: Number, total: Number) -> bool:
     """The amount rule: total = amount + VAT + commission, exact on integers, within 0.01 on fractions."""
     expected = amount + vat + commission
@@ -209,13 +216,6 @@ def in_time(ts_ms: float, ingestion_ms: int, skew_ms: int) -> bool:
 def needs_device(payment_method: str | None) -> bool:
     """The device rule applies: a mobile payment must name a mobile OS (MOBILE_OSES)."""
     return payment_method == "mobile"
-
-
-def _evidence_value(value: Any) -> str | int | float | None:
-    """A message value as rule evidence: strings clipped, numbers as they are, anything else None."""
-    if isinstance(value, str):
-        return clip(value, 200)
-    return value if isinstance(value, int | float) else None
 
 
 def _schema(field_name: str, message: str, value: bytes | None = None) -> Violation:

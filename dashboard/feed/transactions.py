@@ -1,17 +1,17 @@
 """The dashboard's live feed: one background consumer per server process.
 
-A `Feed` reads every partition of the transactions topic into a `RingBuffer`,
-and every row into its `Rollups` too (per-minute sums kept for days, behind
-the historical charts). It starts with the newest messages that fit the
+A `Feed` reads every partition of the transactions topic into a `RingBuffer`
+(the history charts read the ingest workers' per-minute aggregates instead:
+`dashboard.feed.rollups`). It starts with the newest messages that fit the
 buffer (backfill), then tails the topic. It disturbs nobody: partitions are
 `assign()`ed, the group id is a throwaway one that librdkafka requires, and
 no offset is ever committed. A missing topic or an unreachable broker is a
 state shown in `health()`, never a crash; the feed fills in by itself once
-they appear. It never calls `st.*`: pages read `buffer.snapshot()`,
-`rollups.snapshot()` and `health()`. While it catches up a backlog it decodes
-in slices of SLICE messages and, before each, waits (at most MAX_YIELD s)
-for the page runs under way to finish (`store.priority.page_runs`), so a
-page renders about as fast during catch-up as at rest.
+they appear. It never calls `st.*`: pages read `buffer.snapshot()` and `health()`.
+While it catches up a backlog it decodes in slices of SLICE messages and,
+before each, waits (at most MAX_YIELD s) for the page runs under way to finish
+(`store.priority.page_runs`), so a page renders about as fast during catch-up
+as at rest.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.buffer import Batch, RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
 from dashboard.store.priority import ReaderPriority, page_runs
-from dashboard.store.rollups import Rollups
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +49,7 @@ class Feed:
     read from their start; a missing topic or an unreachable broker is retried
     every `retry_interval`), `lag_interval` how often the lag per partition is
     refreshed, `probe_interval` how often the pipeline figures (ingest lag,
-    error-log size) are read. `clock` (epoch seconds) dates the health figures
-    and sets the horizon of `rollups` (default: new Rollups of ROLLUP_DAYS).
+    error-log size) are read. `clock` (epoch seconds) dates the health figures.
     `priority` holds the page runs the feed yields to.
     """
 
@@ -65,12 +63,10 @@ class Feed:
         retry_interval: float = 2.0,
         lag_interval: float = 5.0,
         probe_interval: float = 5.0,
-        rollups: Rollups | None = None,
         priority: ReaderPriority = page_runs,
     ) -> None:
         self.settings = settings
         self.buffer = buffer
-        self.rollups = rollups if rollups is not None else Rollups(clock=clock)
         self.clock = clock
         self.priority = priority
         self.metadata_interval = metadata_interval
@@ -154,6 +150,7 @@ class Feed:
                     next_lag = time.monotonic() + self.lag_interval
                 # Also serves error_cb, so it runs even while nothing is assigned.
                 messages = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                self._status.polled(self.clock())
                 if answered:
                     # Only now: that consume() served the errors queued before
                     # the broker answered, which must not mark it down again.
@@ -268,17 +265,9 @@ class Feed:
         if raws:
             batch = self._to_batch(raws)
             self.buffer.append(batch)
-            self._roll_up(batch)
             self._mark_up()
             self._status.appended(batch, nexts, self.clock())
         return topic_gone
-
-    def _roll_up(self, batch: Batch) -> None:
-        """Add the batch to the rollups; a failure (a bug) is logged and costs only the history charts."""
-        try:
-            self.rollups.add(batch)
-        except Exception:
-            logger.exception("rolling up %d rows failed; the history charts miss them", len(batch))
 
     def _to_batch(self, raws: list[RawMessage]) -> Batch:
         """Convert messages to a batch; if that raises, drop only the messages that make it raise.

@@ -22,6 +22,10 @@ GEO_WINDOW_MS: Final = 300_000
 #: Amount anomaly: amount > AMOUNT_RATIO x the average of at least MIN_HISTORY earlier transactions.
 AMOUNT_RATIO: Final = 10
 MIN_HISTORY: Final = 5
+#: The amount rule forgets a customer unseen for this long (event time; the worker sets FRAUD_LOOKBACK_DAYS)...
+AMOUNT_IDLE_MS: Final = 7 * 86_400_000
+#: ...and keeps at most this many customers per detector, least recently seen evicted first (FRAUD_MAX_CUSTOMERS).
+AMOUNT_MAX_CUSTOMERS: Final = 200_000
 #: How much older than the customer's newest event an event may be and still join the windows.
 LATENESS_MS: Final = 60_000
 #: Most events kept per customer and window (a bot's flood cannot grow the state without bound).

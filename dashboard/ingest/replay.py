@@ -28,6 +28,7 @@ from typing import cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.core.timeunits import DAY_MS
 from dashboard.fraud import FraudDetector
 from dashboard.ingest.transform import observe
 
@@ -51,7 +52,14 @@ class PartitionDetectors:
 
     def __init__(self, settings: Settings, make: Callable[[], FraudDetector] | None = None) -> None:
         self.settings = settings
-        self.make = make or (lambda: FraudDetector(min_history=settings.fraud_min_history))
+        self.make = make or (
+            lambda: FraudDetector(
+                min_history=settings.fraud_min_history,
+                # A customer unseen for the lookback is forgotten: a replay after a restart would not see them either.
+                amount_idle_ms=int(settings.fraud_lookback_days * DAY_MS),
+                max_customers=settings.fraud_max_customers,
+            )
+        )
         self.by_partition: dict[int, FraudDetector] = {}
 
     def get(self, partition: int) -> FraudDetector:
@@ -92,7 +100,7 @@ class PartitionDetectors:
         replayed = skipped = 0
         first_skipped: tuple[int, int, str] | None = None
         try:
-            since = now_ms - int(s.fraud_lookback_days * 86_400_000)
+            since = now_ms - int(s.fraud_lookback_days * DAY_MS)
             starts = consumer.offsets_for_times([TopicPartition(topic, p, since) for p in todo], timeout=30)
             # The first offset at or after `since`; negative when no message is that recent.
             assign = [

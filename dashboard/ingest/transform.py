@@ -18,6 +18,7 @@ from dashboard.core.records import encode_record, record_key
 from dashboard.core.validation import Checked, internal_error, judge, ms_to_iso
 from dashboard.fraud import FraudDetector, detector_input, plain_input
 from dashboard.fraud.rules import Alert
+from dashboard.store.aggregate import MinuteAggregator
 
 #: A record to produce: (key, value).
 Record = tuple[bytes | None, bytes]
@@ -105,20 +106,32 @@ def transform(
     offset: int,
     ts: int,
     skew_ms: int,
+    rollup: MinuteAggregator | None = None,
 ) -> Outcome | None:
     """Judge one message, feed the detector and build its records; None when it is valid and raised no alert.
 
     `ts` is the message's Kafka timestamp (ms). Never raises: an unexpected
     exception becomes one ERR_SCHEMA record for this message (the
-    exception's class and text, the source, a clamped excerpt).
+    exception's class and text, the source, a clamped excerpt). With
+    `rollup`, the message also joins its minute's aggregates.
     """
     try:
-        checked, alerts = observe(detector, value, ts, skew_ms)
-        if checked is None and not alerts:
-            return None
+        tx, checked = judge(value, ts, skew_ms)
+        if tx is not None:  # valid: the hot path, inlined (observe's first branch)
+            if rollup is not None:
+                rollup.add_valid(partition, tx)
+            if detector is None:
+                return None
+            alerts = detector.observe(plain_input(tx))
+            if not alerts:
+                return None
+            return Outcome((), [], alert_records(alerts, Source(topic, partition, offset, ts)))
+        assert checked is not None
+        if rollup is not None:
+            rollup.add_checked(partition, checked)
+        full = detector_input(checked) if detector is not None else None
+        alerts = detector.observe(full) if detector is not None and full is not None else _NO_ALERTS
         source = Source(topic, partition, offset, ts)
-        if checked is None:
-            return Outcome((), [], alert_records(alerts, source))
         return Outcome(checked.codes, error_records(checked, source), alert_records(alerts, source) if alerts else [])
     except Exception as exc:
         return crashed(exc, value, Source(topic, partition, offset, ts))

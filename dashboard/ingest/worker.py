@@ -2,8 +2,9 @@
 
 Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
 of at most TXN_MAX_SECONDS or TXN_MAX_MESSAGES: the error records produced to
-darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, and
-the consumer group's new offsets (`send_offsets_to_transaction`) commit or
+darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, the
+per-minute aggregates produced to darooghe.rollups (`dashboard.store.aggregate`),
+and the consumer group's new offsets (`send_offsets_to_transaction`) commit or
 abort together, and an offset is only ever committed with every output of the
 messages it covers. A worker killed at any moment leaves either a whole
 transaction (records and offsets) or none of it; its successor re-reads from
@@ -50,6 +51,7 @@ from dashboard.ingest.replay import PartitionDetectors
 from dashboard.ingest.transform import transform
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
+from dashboard.store.aggregate import MinuteAggregator
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +191,7 @@ class IngestWorker:
         self._closing = False  # consumer.close() under way: a late assignment is never read
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
+        self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -241,6 +244,7 @@ class IngestWorker:
         if self._open is not None and self._producer_ref is not None:
             self._finish(consumer, self._producer_ref, rewind=False, seconds=REVOKE_RETRY_SECONDS)
         self.detectors.drop(p.partition for p in partitions)
+        self.rollup.drop(p.partition for p in partitions)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -252,11 +256,13 @@ class IngestWorker:
         if txn is not None and self._producer_ref is not None:
             self._open = None
             retry_txn_op(self._producer_ref.abort_transaction, "aborting", REVOKE_RETRY_SECONDS)
+            self.rollup.reset()  # the aborted runs never counted; re-reads start new runs
             self.stats.aborted += 1
             kept = [p for p in txn.last if p not in lost]
             if kept:
                 self._rewind(consumer, kept)
         self.detectors.drop(lost)
+        self.rollup.drop(lost)
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
         """Retry `action` until it succeeds or the worker is stopped; False when stopped."""
@@ -281,7 +287,7 @@ class IngestWorker:
         Raises `WorkerError` (after aborting the open transaction) when it cannot go on.
         """
         s = self.settings
-        topics = [s.transactions_topic, s.error_topic, s.fraud_topic]
+        topics = [s.transactions_topic, s.error_topic, s.fraud_topic, s.rollups_topic]
         try:
             if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
                 return self.stats
@@ -379,6 +385,7 @@ class IngestWorker:
         detectors, get_detector = self.detectors.by_partition, self.detectors.get
         fraud = self.detect_fraud
         produce = self._produce
+        rollup = self.rollup
         n = 0
         for msg in msgs:
             err = msg.error()
@@ -393,7 +400,7 @@ class IngestWorker:
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
                 ts = int(time.time() * 1000)
             detector = (detectors.get(partition) or get_detector(partition)) if fraud else None
-            out = transform(detector, msg.value(), topic, partition, offset, ts, skew)
+            out = transform(detector, msg.value(), topic, partition, offset, ts, skew, rollup)
             if out is not None:
                 if out.codes:
                     txn.invalid += 1
@@ -417,6 +424,17 @@ class IngestWorker:
                 return
             except BufferError:
                 producer.poll(0.1)
+
+    def _produce_rollups(self, producer: Producer) -> None:
+        """Produce the aggregates of the runs the open transaction changed (cumulative, keyed by run)."""
+        topic = self.settings.rollups_topic
+        for key, value, ts in self.rollup.flush():
+            while True:
+                try:
+                    producer.produce(topic, value, key, timestamp=ts)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
 
     def _idle_and_drained(self, consumer: Consumer, now: float) -> bool:
         """True when --until-idle is set, nothing arrived for that long, and the group has drained the topic.
@@ -465,6 +483,7 @@ class IngestWorker:
         topic = self.settings.transactions_topic
         offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
         try:
+            self._produce_rollups(producer)
             if offsets:
                 group = consumer.consumer_group_metadata()
                 retry_txn_op(
@@ -478,6 +497,7 @@ class IngestWorker:
             self._open = None
             logger.warning("transaction aborted (%s); re-reading its messages", err.str())
             retry_txn_op(producer.abort_transaction, "aborting", seconds)
+            self.rollup.reset()  # the aborted runs never counted; the re-read starts new runs
             self.stats.aborted += 1
             self._aborts_in_a_row += 1
             if self._aborts_in_a_row >= MAX_ABORTS_IN_A_ROW:

@@ -78,14 +78,30 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(settings.kafka_config())
 
 
+def rollups_topic_config(settings: Settings) -> dict[str, str]:
+    """Config of the per-minute aggregates topic: compacted (latest value per run) and deleted after ROLLUP_DAYS + 1.
+
+    Hour-long segments let the cleaner compact all but the latest hour of
+    updates; record timestamps are the minute's end (at most now), so time
+    retention ages records by event time.
+    """
+    return {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int((settings.rollup_days + 1) * 86_400_000)),
+        "segment.ms": "3600000",
+        "min.cleanable.dirty.ratio": "0.5",
+    }
+
+
 def ensure_topics(
     settings: Settings, topics: Iterable[str], partitions: int | None = None, timeout: float = 30.0
 ) -> list[str]:
     """Create those of `topics` that do not exist yet; return the names created.
 
-    Waits until the broker reports every topic with its leaders, so producers
-    and consumers started right after see them. Transient errors are retried
-    for up to `timeout` s.
+    The rollups topic (settings.rollups_topic) gets `rollups_topic_config`,
+    the others RETENTION_MS. Waits until the broker reports every topic with
+    its leaders, so producers and consumers started right after see them.
+    Transient errors are retried for up to `timeout` s.
     """
     wanted = list(dict.fromkeys(topics))
     created: list[str] = []
@@ -101,8 +117,14 @@ def _ensure_topics(settings: Settings, wanted: list[str], partitions: int | None
     if missing:
         n = partitions or settings.topic_partitions
         config = {"retention.ms": str(RETENTION_MS)}
+        rollups = rollups_topic_config(settings)
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=n, replication_factor=1, config=config) for t in missing]
+            [
+                NewTopic(
+                    t, num_partitions=n, replication_factor=1, config=rollups if t == settings.rollups_topic else config
+                )
+                for t in missing
+            ]
         )
         for topic, future in futures.items():
             try:

@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.core.access import Access
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
 from dashboard.store.priority import page_runs
+from dashboard.ui import auth
 from dashboard.ui import source as live
 from dashboard.views import health
 from dashboard.views import transactions as analytics
@@ -39,7 +41,6 @@ from dashboard.views.filters import (
     normalise,
 )
 
-MAX_MERCHANT_OPTIONS = 1000
 # Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
 # enlarges the counters. It is a literal and never holds message content.
 KIOSK_CSS = """<style>
@@ -54,12 +55,21 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 
 @dataclass(frozen=True)
 class Context:
-    """What every page needs: settings, the live source, filters and display options."""
+    """What every page needs: settings, the live source, filters, display options and who is looking.
+
+    `source` is already what `person` may see (masked for viewers, see
+    `dashboard.ui.auth`); fraud alerts come through `alerts()` for the same reason.
+    """
 
     settings: Settings
     source: live.Source
     filters: Filters
     display: Display
+    person: Access
+
+    def alerts(self) -> pd.DataFrame:
+        """The fraud alerts as `person` may see them."""
+        return auth.alerts(live.alert_log(self.settings).snapshot(), self.person)
 
 
 def _natural(value: str) -> tuple[str | int, ...]:
@@ -68,7 +78,7 @@ def _natural(value: str) -> tuple[str | int, ...]:
 
 def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
     ranked = analytics.ranked_values(snapshot.codes["merchant_id"], snapshot.dictionaries["merchant_id"])
-    return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
+    return sorted({*ranked, *selected}, key=_natural)
 
 
 WIDGET_KEYS = ("f_merchant", "f_category", "f_method", "f_status", "f_validity", "f_window", "f_refresh", "f_paused")
@@ -137,6 +147,7 @@ def _draw() -> None:
         st.error("The dashboard cannot start: a setting in the environment is invalid.")
         st.code(str(exc), language=None, wrap_lines=True)
         st.stop()
+    person = auth.gate(settings)  # stops here, before any data is read, unless this person may look
     state = st.session_state
     if any(key not in state for key in WIDGET_KEYS):
         # First run of the session: the URL's view. Later, Streamlit may drop the
@@ -146,14 +157,14 @@ def _draw() -> None:
             _seed(*state["f_view"])
         else:
             _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
-    src = live.source(settings)
+    src = auth.guard(live.source(settings), person)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
     display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
     if display.kiosk:
         st.html(KIOSK_CSS)
     _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
     state["f_view"] = (filters, display)
-    state["f_context"] = Context(settings, src, filters, display)
+    state["f_context"] = Context(settings, src, filters, display, person)
 
 
 def context() -> Context:
@@ -194,8 +205,8 @@ def select(ctx: Context) -> Selection | None:
     report = ctx.source.health()
     notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     snapshot = ctx.source.buffer.snapshot()
-    if notice is not None and notice.kind != "info":
-        getattr(st, notice.kind)(notice.text)
+    if notice is not None and (notice.kind != "info" or len(snapshot)):
+        getattr(st, notice.kind)(notice.text)  # with rows, an info notice is "quiet: ..." (not stale)
     if len(snapshot) == 0:
         waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
         st.info(f"{waiting} They appear here as soon as they arrive.")

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.core.timeunits import MINUTE_MS
-from dashboard.store.buffer import RingBuffer
+from dashboard.store.buffer import BufferView
 from dashboard.store.rollups import MERCHANT_MINUTES, ROLLUP_DAYS, Rollups, RollupSnapshot
 from dashboard.views.filters import Filters, code_lookup
 from dashboard.views.timebins import Bins, cut
@@ -120,15 +120,18 @@ def caption(history: History, what: str = "the history charts") -> str | None:
     )
 
 
-def describe(snap: RollupSnapshot) -> str:
-    """One line on what the rollups hold: how many transactions, since when, how far back they reach."""
+def describe(snap: RollupSnapshot, days: float = ROLLUP_DAYS) -> str:
+    """One line on what the history holds: how many transactions, since when, how far back it reaches."""
     span = snap.span_minutes()
     if span is None:
-        return f"History (per-minute rollups by event time, up to {ROLLUP_DAYS} days back): nothing rolled up yet."
+        return (
+            f"History (the ingest workers' per-minute aggregates by event time, up to {days:g} days back): "
+            "nothing aggregated yet."
+        )
     since = pd.Timestamp(span[0] * MINUTE_MS, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"History from per-minute rollups by event time: {snap.added:,} transactions since {since}, "
-        f"kept up to {ROLLUP_DAYS} days back; the time window applies by event time."
+        f"History covers {snap.added:,} transactions since {since} (the ingest workers' per-minute aggregates "
+        f"by event time, kept up to {days:g} days back); the time window applies by event time."
     )
 
 
@@ -165,11 +168,11 @@ class _Built:
     appended: int  # buffer.total_appended already rolled up
 
 
-_built: weakref.WeakKeyDictionary[RingBuffer, _Built] = weakref.WeakKeyDictionary()
+_built: weakref.WeakKeyDictionary[BufferView, _Built] = weakref.WeakKeyDictionary()
 _built_lock = threading.Lock()
 
 
-def rollups_of(rollups: Rollups | None, buffer: RingBuffer, clock: Callable[[], float]) -> RollupSnapshot:
+def rollups_of(rollups: Rollups | None, buffer: BufferView, clock: Callable[[], float]) -> RollupSnapshot:
     """Return the snapshot of `rollups`, or (None) of rollups kept from `buffer`'s rows.
 
     The second kind is built once per buffer and then takes only the rows

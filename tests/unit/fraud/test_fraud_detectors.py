@@ -253,6 +253,33 @@ def test_zero_average_alerts_with_no_ratio() -> None:
     assert orjson.loads(alert.to_json())["evidence"]["ratio"] is None
 
 
+@pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
+def test_amount_averages_are_evicted_after_the_idle_time_at_its_edge(detector: type) -> None:
+    """A customer unseen for more than idle_ms of event time is forgotten; exactly idle_ms is kept."""
+    d = detector(amount_idle_ms=60_000) if detector is FraudDetector else detector(idle_ms=60_000)
+    amount = d.amount if isinstance(d, FraudDetector) else d
+    feed(d, [tx(0, customer="old", amount=100), tx(1, customer="other", amount=100)])
+    feed(d, [tx(60, customer="new", amount=100)])  # "old" idle exactly 60 s: kept
+    assert list(amount.stats) == ["old", "other", "new"]
+    feed(d, [tx(61.5, customer="new", amount=100)])  # "old" idle 61.5 s and "other" 60.5 s: both go
+    assert list(amount.stats) == ["new"] and amount.evicted == 2
+    # Forgotten: a returning customer starts a new average (one transaction so far).
+    feed(d, [tx(62, customer="old", amount=100)])
+    assert amount.stats["old"][:2] == [1, 100]
+
+
+@pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
+def test_amount_averages_are_bounded_least_recently_seen_first(detector: type) -> None:
+    d = detector(max_customers=3)
+    amount = d.amount if isinstance(d, FraudDetector) else d
+    feed(d, [tx(i, customer=f"c{i}", amount=100) for i in range(3)])
+    feed(d, [tx(3, customer="c0", amount=100)])  # c0 seen again: c1 is now the least recently seen
+    assert list(amount.stats) == ["c1", "c2", "c0"]
+    feed(d, [tx(4, customer="c3", amount=100)])  # a fourth customer: c1 goes
+    assert list(amount.stats) == ["c2", "c0", "c3"] and amount.evicted == 1
+    assert amount.stats["c0"] == [2, 200, T0 + 3000]
+
+
 def test_amount_needs_a_history_of_at_least_one() -> None:
     with pytest.raises(ValueError, match="min_history"):
         AmountDetector(min_history=0)

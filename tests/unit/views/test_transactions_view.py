@@ -180,6 +180,8 @@ def test_time_bins_ignore_unknown_and_out_of_window_rows() -> None:
 def test_ranked_values_and_latest_positions() -> None:
     codes = np.array([0, 2, 2, 1, 3, 3, 3], dtype=np.int32)
     assert analytics.ranked_values(codes, ("", "b", "a", "c")) == ["c", "a", "b"]
+    assert analytics.ranked_values(codes, ("", "b", "a", "c"), limit=2) == ["c", "a"]
+    assert analytics.ranked_values(codes, ("", "b", "a", "c"), limit=1) == ["c"]
     mask = np.array([True, False, True, True, False])
     assert analytics.latest_positions(mask, 2).tolist() == [3, 2]
     assert analytics.latest_positions(mask, 0).tolist() == []
@@ -265,11 +267,44 @@ def test_broker_down_is_red_with_an_error_banner() -> None:
     assert notice.text.startswith("No broker at kafka:9092, retrying")
 
 
-def test_stale_feed_is_amber_with_a_warning() -> None:
-    assert figures(last_message_age=10.5)["Last message"].level == "amber"
-    assert figures(last_message_age=10.0)["Last message"].level == "green"
-    notice = health.banner(syn.health(last_message_age=42.0), 10.0, "x")
-    assert notice is not None and notice.kind == "warning" and "42.0 s" in notice.text
+def test_quiet_caught_up_feed_is_green_with_an_info_line() -> None:
+    assert figures(last_message_age=18.5)["Last message"].level == "green"
+    assert figures(last_message_age=18.5)["Last message"].note.startswith("quiet")
+    notice = health.banner(syn.health(last_message_age=18.5), 10.0, "x")
+    assert notice == health.Banner("info", "Quiet: last transaction 18.5 s ago; the feed is connected and caught up.")
+    assert health.banner(syn.health(last_message_age=10.0), 10.0, "x") is None  # the edge: still live
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"last_message_age": 5.0}, "live"),
+        ({"last_message_age": 10.0}, "live"),
+        ({"last_message_age": 10.001}, "quiet"),
+        ({"last_message_age": None}, "waiting"),
+        ({"last_poll_age": 10.0, "last_message_age": 60.0}, "quiet"),
+        ({"last_poll_age": 10.001}, "stalled"),
+        ({"lag": {0: 999}}, "live"),
+        ({"lag": {0: 500, 1: 500}}, "behind"),
+        ({"lag": {0: 1000}, "last_message_age": 60.0}, "behind"),
+        ({"state": "connecting", "last_message_age": None}, "connecting"),
+        ({"state": "down", "last_poll_age": 60.0, "lag": {0: 5000}}, "down"),
+    ],
+)
+def test_freshness_verdict_at_its_edges(overrides: dict[str, object], expected: str) -> None:
+    assert health.freshness(syn.health(**overrides), 10.0) == expected
+
+
+def test_stalled_or_behind_feed_is_stale_with_a_warning() -> None:
+    stalled = syn.health(last_poll_age=42.0, last_message_age=42.0)
+    notice = health.banner(stalled, 10.0, "x")
+    assert notice is not None and notice.kind == "warning" and "42.0 s" in notice.text and "not live" in notice.text
+    got = {f.label: f for f in health.assess(stalled, 10.0, 50, 100)}
+    assert got["Feed loop"].level == got["Last message"].level == "amber"
+    behind = syn.health(lag={0: 2500}, last_message_age=30.0)
+    notice = health.banner(behind, 10.0, "x")
+    assert notice is not None and notice.kind == "warning" and "2,500 messages behind" in notice.text
+    assert figures(lag={0: 2500}, last_message_age=30.0)["Last message"].level == "amber"
 
 
 @pytest.mark.parametrize(("lag", "expected"), [(999, "green"), (1000, "amber"), (9999, "amber"), (10_000, "red")])
@@ -304,6 +339,7 @@ def test_health_figures_read_the_feeds_health_report() -> None:
     assert got["Error log records"].value == "7"
     assert health.invalid_by_code(report) == {"ERR_TIME": 3}
     report.last_message_age = None
+    report.lag = {}
     notice = health.banner(report, 10.0, "x")
     assert notice is not None and notice.text == "Connected to k:9092; waiting for topic t."
     report.state = "down"
