@@ -17,8 +17,8 @@ Bounds, all in event time (no wall clock, so a replay behaves the same):
 - at most `max_kept` events per customer (the oldest go first);
 - a customer whose newest event is older than the newest event seen by this
   object minus (horizon_ms + lateness_ms) is dropped entirely, within a
-  minute of event time. The check runs at most once per minute of event
-  time, over an eviction queue: one bucket per minute, each customer filed
+  second of event time. The check runs at most once per second of event
+  time, over an eviction queue: one bucket per second, each customer filed
   in the bucket of its newest event (a new one at the next check). When a
   bucket comes due, its customers are dropped or, if active since, filed
   again under their newest event: amortised O(1) per event, nothing at all
@@ -39,8 +39,7 @@ E = TypeVar("E", bound=tuple[Any, ...])
 #: Event time before any real one: `Recent.mark` of a customer that never raised an alert.
 NEVER = -(2**62)
 #: Idle customers are looked for at most once per this much event time; also the eviction bucket width.
-#: A minute, not a second: in a sparse stream (a week of history) a check per second ran on most events.
-EVICT_EVERY_MS = 60_000
+EVICT_EVERY_MS = 1000
 _INF = float("inf")
 
 
@@ -129,7 +128,7 @@ class CustomerWindows(Generic[E]):
         active are filed again, under their newest event. Each held customer
         is in `_new` or in exactly one bucket.
         """
-        self.next_eviction = self.watermark + EVICT_EVERY_MS  # at most once per EVICT_EVERY_MS of event time
+        self.next_eviction = self.watermark + EVICT_EVERY_MS  # at most once per second of event time
         limit = self.watermark - self.keep_ms
         due_before = limit // EVICT_EVERY_MS
         seconds, due, customers = self._seconds, self._due, self.customers
