@@ -56,7 +56,7 @@ from dashboard.store.aggregate import MinuteAggregator
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
-POLL_TIMEOUT = 0.5
+POLL_TIMEOUT = 0.2  # seconds consume() waits when the stream trickles: part of an error record's latency
 REPORT_EVERY = 5.0
 TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long...
 TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each
@@ -188,6 +188,7 @@ class IngestWorker:
         self._open: _OpenTxn | None = None
         self._aborts_in_a_row = 0
         self._producer_ref: Producer | None = None
+        self._closing = False  # consumer.close() under way: a late assignment is never read
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
         self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
@@ -229,9 +230,10 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        if partitions and self.detect_fraud:
+        if partitions and self.detect_fraud and not self._closing:
             # The rebuild runs here, before any message of these partitions is handled; its
             # deadline (PartitionDetectors.deadline) stays well under max.poll.interval.ms.
+            # An assignment during close() (members leaving together) is never read: no rebuild.
             committed = consumer.committed(partitions, timeout=30)
             self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         self._last_data = self.clock()  # idleness counts from the latest assignment
@@ -313,6 +315,7 @@ class IngestWorker:
         return self.stats
 
     def _close(self, consumer: Consumer, producer: Producer) -> None:
+        self._closing = True
         try:
             consumer.close()
             producer.flush(10)

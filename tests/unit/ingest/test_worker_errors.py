@@ -300,7 +300,7 @@ def test_the_entry_point_prints_one_line_and_exits_1(
 
     monkeypatch.setattr(IngestWorker, "run", boom)
     monkeypatch.setattr(ingest_main, "stop_on_signals", threading.Event)
-    assert ingest_main.main(["--until-idle", "1"]) == 1
+    assert ingest_main.main(["--processes", "1", "--until-idle", "1"]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["ingest: stopped: Kafka error _FENCED (fatal): fenced"]
 
