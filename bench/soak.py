@@ -131,7 +131,7 @@ def main() -> None:
     )
     producer.start()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.ingest"],
+        [sys.executable, "-m", "dashboard.ingest", "--processes", "1"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -8,6 +8,10 @@ buffer (backfill), then tails the topic. It disturbs nobody: partitions are
 no offset is ever committed. A missing topic or an unreachable broker is a
 state shown in `health()`, never a crash; the feed fills in by itself once
 they appear. It never calls `st.*`: pages read `buffer.snapshot()` and `health()`.
+While it catches up a backlog it decodes in slices of SLICE messages and,
+before each, waits (at most MAX_YIELD s) for the page runs under way to finish
+(`store.priority.page_runs`), so a page renders about as fast during catch-up
+as at rest.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from dashboard.kafka.config import client_config_error
 from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.buffer import Batch, RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
+from dashboard.store.priority import ReaderPriority, page_runs
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
+SLICE = 500  # messages decoded between two looks at page runs under way (a few ms of Python)
+MAX_YIELD = 0.05  # seconds a slice waits at most for page runs to finish: the feed's floor while pages render
 POLL_TIMEOUT = 0.5  # seconds; bounds how late a stop request is seen
 QUERY_TIMEOUT = 2.0  # seconds for a metadata or watermark request
 
@@ -44,6 +51,7 @@ class Feed:
     every `retry_interval`), `lag_interval` how often the lag per partition is
     refreshed, `probe_interval` how often the pipeline figures (ingest lag,
     error-log size) are read. `clock` (epoch seconds) dates the health figures.
+    `priority` holds the page runs the feed yields to.
     """
 
     def __init__(
@@ -56,10 +64,12 @@ class Feed:
         retry_interval: float = 2.0,
         lag_interval: float = 5.0,
         probe_interval: float = 5.0,
+        priority: ReaderPriority = page_runs,
     ) -> None:
         self.settings = settings
         self.buffer = buffer
         self.clock = clock
+        self.priority = priority
         self.metadata_interval = metadata_interval
         self.retry_interval = retry_interval
         self.lag_interval = lag_interval
@@ -152,8 +162,10 @@ class Feed:
                     # Only now: that consume() served the errors queued before
                     # the broker answered, which must not mark it down again.
                     self._mark_up()
-                if messages and self._handle(messages):
-                    next_meta = 0.0  # the topic went away: re-list now
+                for i in range(0, len(messages), SLICE):
+                    self.priority.wait_for_readers(MAX_YIELD)  # pages first (module docstring)
+                    if self._handle(messages[i : i + SLICE]):
+                        next_meta = 0.0  # the topic went away: re-list now
         except Exception as exc:
             logger.exception("feed thread crashed")
             self._status.crashed(f"{type(exc).__name__}: {exc}")

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
-POLL_TIMEOUT = 0.5
+POLL_TIMEOUT = 0.2  # seconds consume() waits when the stream trickles: part of an error record's latency
 REPORT_EVERY = 5.0
 TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long...
 TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each
@@ -116,6 +116,11 @@ class Stats(Counts):
         if self.first_batch_at is None or self.last_commit_at is None or self.last_commit_at <= self.first_batch_at:
             return 0.0
         return self.messages / (self.last_commit_at - self.first_batch_at)
+
+
+def worker_topics(settings: Settings) -> list[str]:
+    """The topics a worker reads and writes (created at its start if missing)."""
+    return [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
 
 
 def transactional_id(settings: Settings, given: str | None) -> str:
@@ -191,6 +196,7 @@ class IngestWorker:
         self._open: _OpenTxn | None = None
         self._aborts_in_a_row = 0
         self._producer_ref: Producer | None = None
+        self._closing = False  # consumer.close() under way: a late assignment is never read
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
         self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
@@ -233,9 +239,10 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        if partitions and self.detect_fraud:
+        if partitions and self.detect_fraud and not self._closing:
             # The rebuild runs here, before any message of these partitions is handled; its
             # deadline (PartitionDetectors.deadline) stays well under max.poll.interval.ms.
+            # An assignment during close() (members leaving together) is never read: no rebuild.
             committed = consumer.committed(partitions, timeout=30)
             self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         self._last_data = self.clock()  # idleness counts from the latest assignment
@@ -289,7 +296,7 @@ class IngestWorker:
         Raises `WorkerError` (after aborting the open transaction) when it cannot go on.
         """
         s = self.settings
-        topics = [s.transactions_topic, s.error_topic, s.fraud_topic, s.rollups_topic]
+        topics = worker_topics(s)
         try:
             if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
                 return self.stats
@@ -317,6 +324,7 @@ class IngestWorker:
         return self.stats
 
     def _close(self, consumer: Consumer, producer: Producer) -> None:
+        self._closing = True
         try:
             consumer.close()
             producer.flush(10)

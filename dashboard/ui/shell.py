@@ -25,6 +25,7 @@ from dashboard.core.access import Access
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
+from dashboard.store.priority import page_runs
 from dashboard.ui import auth
 from dashboard.ui import source as live
 from dashboard.views import health
@@ -131,7 +132,15 @@ def _write_query(target: dict[str, str | list[str]]) -> None:
 
 
 def draw() -> None:
-    """Check settings, draw the shared sidebar and kiosk style, and store the page Context."""
+    """Check settings, draw the shared sidebar and kiosk style, and store the page Context.
+
+    Marked as a page run, as `run_live`'s body is: the feed steps aside meanwhile (`store.priority`).
+    """
+    with page_runs.reading():
+        _draw()
+
+
+def _draw() -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -164,8 +173,16 @@ def context() -> Context:
 
 
 def run_live(body: Callable[[], None], display: Display) -> None:
-    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused)."""
-    st.fragment(run_every=display.run_every)(body)()
+    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused).
+
+    Each run is marked as a page run, so the feed steps aside while it renders (`store.priority`).
+    """
+
+    def marked() -> None:
+        with page_runs.reading():
+            body()
+
+    st.fragment(run_every=display.run_every)(marked)()
 
 
 @dataclass(frozen=True)

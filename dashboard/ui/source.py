@@ -30,6 +30,7 @@ from dashboard.views import history
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 5.0
+FIRST_ROWS_WAIT_S = 2.0  # the first page run after the server starts waits this long at most for the first rows
 
 
 class Source(Protocol):
@@ -146,6 +147,10 @@ def _feed(_settings: Settings) -> Source:
     live.history.start()
     _running.append(live)
     logger.info("dashboard feed started (%s)", _settings.describe())
+    # Once per server: give the first page its first rows rather than "waiting" until its next refresh.
+    deadline = time.monotonic() + FIRST_ROWS_WAIT_S
+    while len(live.feed.buffer) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     return live
 
 

@@ -223,7 +223,7 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
     feed.start()
     logs = [tmp_path / f"worker-{i}.log" for i in (1, 2)]
     workers = [
-        start_module("dashboard.ingest", env, "--no-fraud", "--transactional-id", txn, log=log)
+        start_module("dashboard.ingest", env, "--processes", "1", "--no-fraud", "--transactional-id", txn, log=log)
         for txn, log in zip(ids, logs, strict=True)
     ]
     producer = SteadyProducer(cluster.bootstrap, topic, messages)

@@ -139,7 +139,9 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
     open_records = 0  # error records written but not committed (open or aborted transactions), after the last kill
     inside = 0  # kills that landed inside an open transaction
     for _ in range(3):
-        worker = start_module("dashboard.ingest", kafka_env, "--transactional-id", txn_id, log=tmp_path / "w.log")
+        worker = start_module(
+            "dashboard.ingest", kafka_env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w.log"
+        )
         deadline = time.monotonic() + 60
         progress = last
         while progress <= last and time.monotonic() < deadline:  # wait for this incarnation's first commit
@@ -177,7 +179,9 @@ def test_two_workers_split_the_partitions(kafka_env: dict[str, str], tmp_path: P
     create_topic(bootstrap, topic, partitions=4)
     messages, codes = expected_and_messages(100_000, seed=4)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [start_module("dashboard.ingest", kafka_env, "--until-idle", "8", log=log) for log in logs]
+    workers = [
+        start_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "8", log=log) for log in logs
+    ]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # produce once the group has settled on a split
         assigned = [[ln for ln in log.read_text().splitlines() if "assigned partitions" in ln] for log in logs]
@@ -199,6 +203,29 @@ def test_two_workers_split_the_partitions(kafka_env: dict[str, str], tmp_path: P
     keys = [(r["source"]["partition"], r["source"]["offset"], r["error_code"]) for r in records]
     assert len(keys) == len(set(keys))
     assert collections.Counter(r["error_code"] for r in records) == collections.Counter(codes)
+
+
+def test_two_processes_from_one_command_write_the_exact_error_log(kafka_env: dict[str, str]) -> None:
+    bootstrap, topic = kafka_env["KAFKA_BOOTSTRAP_SERVERS"], kafka_env["TRANSACTIONS_TOPIC"]
+    create_topic(bootstrap, topic, partitions=6)
+    messages, codes = expected_and_messages(20_000, seed=5)
+    produce(bootstrap, topic, messages)
+    base = f"test-procs-{uuid.uuid4().hex[:8]}"
+
+    result = run_module(
+        "dashboard.ingest", kafka_env, "--processes", "2", "--until-idle", "3", "--transactional-id", base
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    # Two workers ran, each with its own transactional id derived from the base.
+    assert f"ingest worker {base}-0 started" in result.stderr
+    assert f"ingest worker {base}-1 started" in result.stderr
+    assert sum("stopped:" in line for line in result.stderr.splitlines()) == 2
+    records = error_log(kafka_env)
+    keys = [(r["source"]["partition"], r["source"]["offset"], r["error_code"]) for r in records]
+    assert len(keys) == len(set(keys))
+    assert collections.Counter(r["error_code"] for r in records) == collections.Counter(codes)
+    assert committed_total(bootstrap, kafka_env["INGEST_GROUP"], topic) == len(messages)
 
 
 def test_until_idle_waits_until_the_group_has_drained_every_partition(

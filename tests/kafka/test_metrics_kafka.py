@@ -62,7 +62,7 @@ def test_scraped_counters_match_what_was_produced(kafka_env: dict[str, str], tmp
     port = free_port()
     env = dict(kafka_env, METRICS_PORT=str(port))
     log = tmp_path / "ingest.log"
-    worker = start_module("dashboard.ingest", env, "--transactional-id", f"metrics-{port}", log=log)
+    worker = start_module("dashboard.ingest", env, "--processes", "1", "--transactional-id", f"metrics-{port}", log=log)
     try:
         done = wait_for(
             "the worker to commit every message",

@@ -109,7 +109,14 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
     last = 0
     for _ in range(3):
         worker = start_module(
-            "dashboard.ingest", env, "--no-fraud", "--transactional-id", txn_id, log=tmp_path / "w.log"
+            "dashboard.ingest",
+            env,
+            "--processes",
+            "1",
+            "--no-fraud",
+            "--transactional-id",
+            txn_id,
+            log=tmp_path / "w.log",
         )
         deadline = time.monotonic() + 60
         progress = last

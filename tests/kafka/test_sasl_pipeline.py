@@ -104,7 +104,7 @@ def test_pipeline_on_a_sasl_broker_and_a_wrong_password(
     assert pulse.returncode == 0, outputs[-1][-2000:]
     assert f"produced {HISTORY} (history {HISTORY}, live 0), delivered {HISTORY}, failed 0" in outputs[-1]
 
-    ingest = run_module("dashboard.ingest", env, "--until-idle", "3")
+    ingest = run_module("dashboard.ingest", env, "--processes", "1", "--until-idle", "3")
     outputs.append(ingest.stdout + ingest.stderr)
     assert ingest.returncode == 0, outputs[-1][-2000:]
     stopped = re.search(r"stopped: (\d+) messages, (\d+) invalid, (\d+) error records", outputs[-1])

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from dashboard.core.schema import ERROR_TOPIC
 from dashboard.core.settings import Settings
 from dashboard.ingest import __main__ as ingest_main
 from dashboard.ingest import worker as worker_module
@@ -108,6 +109,10 @@ class FakeProducer:
         self.committed_offsets: dict[int, int] = {}
         self.in_txn = False
 
+    def committed_on(self, topic: str) -> list[bytes]:
+        """Values committed to `topic` (the worker also commits per-minute aggregates to the rollups topic)."""
+        return [value for t, value in self.committed if t == topic]
+
     def _call(self, name: str) -> None:
         self.calls.append(name)
         queue = self.failures.get(name)
@@ -119,7 +124,7 @@ class FakeProducer:
         assert not self.in_txn
         self.in_txn = True
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, timestamp: int = 0) -> None:
         self._call("produce")
         assert self.in_txn
         self.pending.append((topic, value))
@@ -220,7 +225,7 @@ def test_a_non_retriable_error_is_raised_at_once() -> None:
 def test_clean_run_commits_records_with_their_offsets() -> None:
     producer = FakeProducer()
     w, _ = run_loop(producer, [FakeMessage(0, i, invalid(i)) for i in range(3)])
-    assert len(producer.committed) == 3 and producer.committed_offsets == {0: 3}
+    assert len(producer.committed_on(ERROR_TOPIC)) == 3 and producer.committed_offsets == {0: 3}
     assert w.stats.transactions == 1 and w.stats.records == 3 and w.stats.aborted == 0
 
 
@@ -228,7 +233,7 @@ def test_retriable_errors_in_send_offsets_and_commit_are_retried_and_the_batch_c
     producer = FakeProducer({"send_offsets": [retriable()], "commit": [retriable(), retriable()]})
     w, _ = run_loop(producer, [FakeMessage(0, i, invalid(i)) for i in range(3)])
     assert producer.calls.count("send_offsets") == 2 and producer.calls.count("commit") == 3
-    assert producer.committed_offsets == {0: 3} and len(producer.committed) == 3
+    assert producer.committed_offsets == {0: 3} and len(producer.committed_on(ERROR_TOPIC)) == 3
     assert w.stats.aborted == 0
 
 
@@ -237,7 +242,7 @@ def test_an_abortable_commit_aborts_rewinds_and_the_re_read_commits_once() -> No
     w, consumer = run_loop(producer, [FakeMessage(1, 10 + i, invalid(i)) for i in range(3)], committed={1: 10})
     assert producer.calls.count("abort") == 1
     assert consumer.seeks == [(1, 10)]  # back to the committed offset
-    assert len(producer.committed) == 3 and producer.committed_offsets == {1: 13}  # once, not twice
+    assert len(producer.committed_on(ERROR_TOPIC)) == 3 and producer.committed_offsets == {1: 13}  # once, not twice
     assert w.stats.aborted == 1 and w.stats.transactions == 1
 
 
@@ -295,7 +300,7 @@ def test_the_entry_point_prints_one_line_and_exits_1(
 
     monkeypatch.setattr(IngestWorker, "run", boom)
     monkeypatch.setattr(ingest_main, "stop_on_signals", threading.Event)
-    assert ingest_main.main(["--until-idle", "1"]) == 1
+    assert ingest_main.main(["--processes", "1", "--until-idle", "1"]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["ingest: stopped: Kafka error _FENCED (fatal): fenced"]
 
@@ -328,7 +333,7 @@ def test_on_revoke_commits_with_a_short_bound_and_a_failure_propagates(monkeypat
     producer = FakeProducer()
     w, consumer = open_worker(producer, {})
     w._on_revoke(consumer, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])  # type: ignore[arg-type]
-    assert producer.committed_offsets == {0: 6, 1: 8} and len(producer.committed) == 2
+    assert producer.committed_offsets == {0: 6, 1: 8} and len(producer.committed_on(ERROR_TOPIC)) == 2
     seen: list[float] = []
     real = worker_module.retry_txn_op
 

@@ -189,3 +189,24 @@ def test_rows_without_a_customer_id_are_left_out() -> None:
     everyone = customers.top_customers(frame, first_seen(frame), n=5000)
     assert "" not in everyone["customer_id"].tolist()
     assert everyone["transactions"].sum() == len(with_id(ref))
+
+
+def test_top_customers_with_int16_codes_whose_products_overflow_int16() -> None:
+    # 12,000 customers: int16 category codes, and code * 3 customer types passes 32,767.
+    n = 12_000
+    ids = [f"cust_{i:05d}" for i in range(1, n + 1)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.Categorical(["", *ids, ids[-1]]),
+            "customer_type": pd.Categorical(["", *(["individual", "CIP", "business"] * n)[:n], "CIP"]),
+            "payment_method": pd.Categorical(["", *(["online"] * n), "pos"]),
+            "status": pd.Categorical(["", *(["approved"] * n), "declined"]),
+            "amount": np.ones(n + 2),
+            "ts_ms": np.full(n + 2, NOW),
+        }
+    )
+    assert frame["customer_id"].array.codes.dtype == np.int16
+    got = customers.top_customers(frame, np.full(n + 1, NOW), n=2)
+    assert got["customer_id"].tolist() == [ids[-1], ids[0]]
+    assert got["customer_type"].tolist()[0] in ("CIP", "business", "individual")
+    assert got["transactions"].tolist() == [2, 1]
