@@ -251,11 +251,17 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
         assert not producer.is_alive()
         assert producer.failures == [] and producer.delivered == EVENTS, (producer.delivered, producer.failures[:3])
 
-        wait_for(
-            "the workers' committed offsets at the end of every partition",
-            lambda: committed(cluster.bootstrap, group, topic) == EVENTS,
-            timeout=120,
-        )
+        try:
+            wait_for(
+                "the workers' committed offsets at the end of every partition",
+                lambda: committed(cluster.bootstrap, group, topic) == EVENTS,
+                timeout=120,
+            )
+        except AssertionError:
+            stop_workers(workers)  # a worker stuck in a librdkafka call dumps its stack (SIGABRT) into its log
+            tails = "\n".join(f"--- {log.name}:\n{log.read_text()[-2500:]}" for log in logs)
+            done = committed(cluster.bootstrap, group, topic)
+            raise AssertionError(f"committed {done} of {EVENTS}\n{tails}") from None
         wait_for("the feed to count every event", lambda: feed.health().messages_total == EVENTS, timeout=60)
         assert all(w.poll() is None for w in workers), "a worker exited"
     finally:
