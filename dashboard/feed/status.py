@@ -67,6 +67,7 @@ class Health:
     error_records: int | None  # records in the error topic
     stale: bool  # no message for more than settings.stale_seconds
     at: float  # when this snapshot was taken
+    loop_age: float | None = None  # seconds since the consumer loop last went round (None: not yet)
 
     @property
     def total_lag(self) -> int | None:
@@ -98,6 +99,12 @@ class FeedStatus:
         self._crash: str | None = None
         self._ingest_lag: int | None = None
         self._error_records: int | None = None
+        self._beat_at: float | None = None
+
+    def beat(self, now: float) -> None:
+        """Record that the consumer loop went round (a stalled loop stops beating)."""
+        with self._lock:
+            self._beat_at = now
 
     def answered(self) -> None:
         """Record that the broker answered."""
@@ -192,6 +199,7 @@ class FeedStatus:
                 error_records=self._error_records,
                 stale=last_age is None or last_age > self.stale_seconds,
                 at=now,
+                loop_age=None if self._beat_at is None else max(0.0, now - self._beat_at),
             )
 
 

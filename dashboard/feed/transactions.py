@@ -151,6 +151,7 @@ class Feed:
         try:
             next_meta = next_lag = 0.0
             while not self._stop.is_set():
+                self._status.beat(self.clock())
                 answered = False
                 if time.monotonic() >= next_meta:
                     assigned = self._refresh_assignment(consumer)

@@ -179,6 +179,8 @@ def select(ctx: Context) -> Selection | None:
     snapshot = ctx.source.buffer.snapshot()
     if notice is not None and notice.kind != "info":
         getattr(st, notice.kind)(notice.text)
+    elif notice is not None and len(snapshot):  # "Quiet: ..." on a live feed: said, without a warning colour
+        st.caption(f":material/bedtime: {notice.text}")
     if len(snapshot) == 0:
         waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
         st.info(f"{waiting} They appear here as soon as they arrive.")

@@ -69,9 +69,42 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def behind(health: Any) -> bool:
+    """True when the feed's consumer lag (summed over partitions) is at least the amber level."""
+    lags = _get(health, "lag")
+    return bool(lags) and sum(dict(lags).values()) >= LAG_LEVELS[0]
+
+
+def stalled(health: Any, stale_seconds: float) -> bool:
+    """True when the feed's loop has not gone round for more than `stale_seconds`."""
+    loop_age = _get(health, "loop_age")
+    return loop_age is not None and loop_age > stale_seconds
+
+
+def quiet(health: Any, stale_seconds: float) -> bool:
+    """True when no transaction came for more than `stale_seconds` but the feed is live.
+
+    Live: connected, its loop going round, and caught up (the lag is known
+    and below the amber level). That is a quiet topic (night), not a fault.
+    """
+    age = _get(health, "last_message_age")
+    return (
+        _get(health, "state") == "connected"
+        and age is not None
+        and age > stale_seconds
+        and bool(_get(health, "lag"))
+        and not behind(health)
+        and not stalled(health, stale_seconds)
+    )
+
+
 def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
     """Return the notice to show above live numbers, None when the feed is live (or has no health).
 
+    Stale (a warning) means the broker is unreachable (an error), the feed is
+    behind by its lag, its loop stalled, or no transaction came for more than
+    `stale_seconds` while the lag is unknown. A connected, caught-up feed on a
+    quiet topic is "info": "Quiet: last transaction 18 s ago.".
     Uses the report's own one-line `message` where it has one (it knows, say,
     that the topic is missing or the feed thread stopped).
     """
@@ -89,6 +122,15 @@ def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
         if message:
             return Banner("info", _sentence(message) + ".")
         return Banner("info", f"Connecting to {where}…" if state == "connecting" else "Waiting for transactions…")
+    if stalled(health, stale_seconds):
+        loop_age = float(_get(health, "loop_age"))
+        return Banner("warning", f"The feed has not read for {duration(loop_age)}: these figures are not live.")
+    if behind(health):
+        lag = sum(dict(_get(health, "lag")).values())
+        return Banner("warning", f"The feed is {lag:,} messages behind the topic: these figures are catching up.")
+    if quiet(health, stale_seconds):
+        when = f"{age:.0f} s" if age < 120 else duration(age)
+        return Banner("info", f"Quiet: last transaction {when} ago.")
     if age > stale_seconds:
         return Banner(
             "warning",
@@ -110,14 +152,23 @@ def assess(health: Any, stale_seconds: float, buffered: int, capacity: int) -> l
     records = _get(health, "error_records")
     total = _get(health, "messages_total")
 
+    calm = quiet(health, stale_seconds)  # an old last message on a live, caught-up feed is no fault
+
     def stale_level(seconds: float | None) -> Level:
         if seconds is None:
             return "gray"
-        return "green" if seconds <= stale_seconds else "amber"
+        return "green" if seconds <= stale_seconds or calm else "amber"
 
     return [
         Figure("Broker", state, state_level, str(_get(health, "bootstrap") or "")),
-        Figure("Last message", _age(age), stale_level(age), f"stale after {stale_seconds:g} s"),
+        Figure(
+            "Last message",
+            _age(age),
+            stale_level(age),
+            f"quiet topic, feed live and caught up (stale after {stale_seconds:g} s when not)"
+            if calm
+            else f"stale after {stale_seconds:g} s",
+        ),
         Figure(
             "Newest Kafka timestamp", _age(kafka_age), stale_level(kafka_age), "ingestion time of the newest message"
         ),

@@ -269,6 +269,16 @@ def test_feed_status_lag_counts_ages_and_staleness() -> None:
     assert not h.topic_found and h.partitions == 0 and h.total_lag is None
 
 
+def test_feed_status_loop_age_counts_from_the_last_beat() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    assert status.health(5.0, False).loop_age is None  # the loop has not gone round yet
+    status.beat(100.0)
+    assert status.health(100.0, False).loop_age == 0.0
+    assert status.health(112.5, False).loop_age == 12.5
+    status.beat(113.0)
+    assert status.health(112.0, False).loop_age == 0.0  # a clock step back is no negative age
+
+
 def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:
     status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
     assert status.error("Broker: Unknown topic", 1.0)

@@ -260,11 +260,49 @@ def test_broker_down_is_red_with_an_error_banner() -> None:
     assert notice.text.startswith("No broker at kafka:9092, retrying")
 
 
-def test_stale_feed_is_amber_with_a_warning() -> None:
-    assert figures(last_message_age=10.5)["Last message"].level == "amber"
-    assert figures(last_message_age=10.0)["Last message"].level == "green"
-    notice = health.banner(syn.health(last_message_age=42.0), 10.0, "x")
+def test_old_message_with_unknown_lag_is_stale_amber_with_a_warning() -> None:
+    assert figures(last_message_age=10.5, lag={})["Last message"].level == "amber"
+    assert figures(last_message_age=10.0, lag={})["Last message"].level == "green"
+    notice = health.banner(syn.health(last_message_age=42.0, lag={}), 10.0, "x")
     assert notice is not None and notice.kind == "warning" and "42.0 s" in notice.text
+
+
+def test_quiet_topic_on_a_live_caught_up_feed_is_quiet_not_stale() -> None:
+    """Night: connected, loop going round, lag below the amber level, the last transaction 18 s ago."""
+    report = syn.health(last_message_age=18.2, lag={0: 0, 1: 999}, loop_age=0.3)
+    assert health.quiet(report, 10.0)
+    assert health.banner(report, 10.0, "x") == health.Banner("info", "Quiet: last transaction 18 s ago.")
+    got = {f.label: f for f in health.assess(report, 10.0, 50, 100)}
+    assert got["Last message"].level == "green" and "quiet" in got["Last message"].note
+    hours = health.banner(syn.health(last_message_age=3 * 3600.0, lag={0: 0}), 10.0, "x")
+    assert hours == health.Banner("info", "Quiet: last transaction 3.0 h ago.")
+    # at the edge: not older than stale_seconds is simply live
+    assert health.banner(syn.health(last_message_age=10.0, lag={0: 0}), 10.0, "x") is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        ({"lag": {0: 600, 1: 400}}, "The feed is 1,000 messages behind the topic"),
+        ({"loop_age": 10.5}, "The feed has not read for 10.5 s"),
+        ({"lag": None}, "No transaction for 18.2 s"),
+    ],
+)
+def test_behind_stalled_or_unknown_lag_is_stale(overrides: dict[str, object], start: str) -> None:
+    report = syn.health(**{"last_message_age": 18.2, "loop_age": 0.2, **overrides})
+    assert not health.quiet(report, 10.0)
+    notice = health.banner(report, 10.0, "x")
+    assert notice is not None and notice.kind == "warning" and notice.text.startswith(start)
+    assert {f.label: f for f in health.assess(report, 10.0, 1, 2)}["Last message"].level == "amber"
+
+
+def test_behind_or_stalled_is_stale_even_with_fresh_messages() -> None:
+    assert health.banner(syn.health(lag={0: 5_000}), 10.0, "x") is not None
+    assert health.banner(syn.health(lag={0: 999}), 10.0, "x") is None
+    assert health.banner(syn.health(loop_age=30.0), 10.0, "x") is not None
+    assert health.banner(syn.health(loop_age=10.0), 10.0, "x") is None
+    down = health.banner(syn.health(state="down", last_message_age=18.2, lag={0: 0}), 10.0, "x")
+    assert down is not None and down.kind == "error"
 
 
 @pytest.mark.parametrize(("lag", "expected"), [(999, "green"), (1000, "amber"), (9999, "amber"), (10_000, "red")])
