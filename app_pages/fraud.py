@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
 from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
+from dashboard.ui.charts import fraud as fraud_charts
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
 
@@ -20,15 +21,6 @@ ALERT_COLUMNS = {
 
 ctx = shell.context()
 st.title("Fraud")
-
-
-def evidence_text(row: dict) -> str:
-    """One line of evidence for an alert row (numbers only)."""
-    if row["rule"] == "velocity":
-        return f"{row['count']:.0f} transactions in {row['span_seconds']:.1f} s"
-    if row["rule"] == "geo_impossible":
-        return f"{row['distance_km']:,.1f} km apart in {row['minutes']:.2f} min"
-    return f"{row['amount']:,.0f} IRR vs average {row['average']:,.0f} ({row['ratio']:.1f}x)"
 
 
 def fraud() -> None:
@@ -53,13 +45,13 @@ def fraud() -> None:
     latest = alerts.tail(FEED_LIMIT).iloc[::-1]
     table = latest[["event_time", "rule", "customer_id", "transaction_ids"]].copy()
     table["rule"] = table["rule"].astype(str)
-    table["evidence"] = [evidence_text(r) for r in latest.to_dict("records")]
+    table["evidence"] = [fraud_view.evidence_text(r) for r in latest.to_dict("records")]
     table["transaction_ids"] = [list(ids) for ids in table["transaction_ids"]]
     st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=300)
 
     left, right = st.columns(2)
     with left:
-        st.altair_chart(fraud_view.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
+        st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
         st.subheader("Customers with most alerts")
         top = fraud_view.top_customers(alerts)
         st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
@@ -67,7 +59,7 @@ def fraud() -> None:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_view.geo_chart(points), width="stretch")
+            st.altair_chart(fraud_charts.geo_chart(points), width="stretch")
         else:
             st.caption("No geographical alert with its transactions still buffered.")
 

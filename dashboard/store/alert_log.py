@@ -6,6 +6,7 @@ pages take an immutable DataFrame snapshot. No Kafka and no `st.` here.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,18 +76,29 @@ class AlertLog:
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append parsed alert rows (see `parse_alert`)."""
+        added = list(rows)
+        if not added:
+            return
         with self._lock:
-            before = len(self._rows)
-            self._rows.extend(rows)
-            added = len(self._rows) - before
-            if added or before == self.capacity:
-                self._version += 1
-            self._total += max(added, 0)
+            self._rows.extend(added)
+            self._version += 1
+            self._total += len(added)
 
     @property
     def total(self) -> int:
-        """Alerts appended since start (evicted ones included, approximately once full)."""
+        """Alerts appended since start, evicted ones included: the sequence number of the newest alert."""
         return self._total
+
+    def since(self, seen: int) -> tuple[int, list[dict[str, Any]]]:
+        """Return the total and the alerts appended after the first `seen` ones (oldest first, evicted ones lost).
+
+        A wall screen keeps the total it saw last and asks only for what came
+        after it: a few rows, not a snapshot of the whole log.
+        """
+        with self._lock:
+            total = self._total
+            count = min(max(total - seen, 0), len(self._rows))
+            return total, list(itertools.islice(self._rows, len(self._rows) - count, None))
 
     def snapshot(self) -> pd.DataFrame:
         """Return the alerts as a DataFrame (one row each, oldest first); cached per version."""

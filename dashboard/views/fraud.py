@@ -1,12 +1,15 @@
-"""Pure views of fraud alerts for the Fraud page: per-rule series, top customers, geo points, filters."""
+"""Pure views of fraud alerts for the Fraud page and the wall: per-rule series, top customers, geo points, evidence."""
 
 from __future__ import annotations
 
-import altair as alt
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from dashboard.core.schema import FRAUD_GEO, FRAUD_RULES
+from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_RULES, FRAUD_VELOCITY
 from dashboard.store.buffer import Snapshot
 
 #: Reference cities for the map (the generator's far-away cities and Tehran).
@@ -17,7 +20,6 @@ CITIES = pd.DataFrame(
         "lng": [51.3347, 51.6680, 59.6168, 52.5837, 46.2919],
     }
 )
-RULE_COLOURS = alt.Scale(domain=list(FRAUD_RULES), range=["#e45756", "#f58518", "#b279a2"])
 
 
 def restrict_to_rows(alerts: pd.DataFrame, snapshot: Snapshot, rows: np.ndarray) -> pd.DataFrame:
@@ -93,31 +95,25 @@ def customer_rows(snapshot: Snapshot, customer_id: str) -> np.ndarray:
     return snapshot.codes["customer_id"] == code
 
 
-def alerts_chart(series: pd.DataFrame) -> alt.Chart:
-    """Stacked bars of alerts per rule over time."""
-    return (
-        alt.Chart(series, title="Alerts per minute by rule")
-        .mark_bar()
-        .encode(
-            x=alt.X("time:T", title=None),
-            y=alt.Y("alerts:Q", title="alerts", stack=True),
-            color=alt.Color("rule:N", scale=RULE_COLOURS, legend=alt.Legend(orient="top", title=None)),
-            tooltip=["time:T", "rule:N", "alerts:Q"],
-        )
-        .properties(height=220)
-    )
+def _number(value: object) -> float:
+    """A finite float of an evidence value, NaN for anything else (a bad record's evidence is any JSON)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value) if math.isfinite(value) else math.nan
 
 
-def geo_chart(points: pd.DataFrame) -> alt.Chart:
-    """Map-like scatter (longitude, latitude) of geo-alert legs joined by lines, over reference cities."""
-    x = alt.X("lng:Q", title="longitude", scale=alt.Scale(domain=[44, 62]))
-    y = alt.Y("lat:Q", title="latitude", scale=alt.Scale(domain=[25, 40]))
-    cities = alt.Chart(CITIES).mark_text(dy=-10, color="#aaaaaa").encode(x=x, y=y, text="city:N")
-    city_dots = alt.Chart(CITIES).mark_point(color="#aaaaaa", shape="square").encode(x=x, y=y)
-    lines = alt.Chart(points).mark_line(color="#e45756", opacity=0.5).encode(x=x, y=y, detail="alert:N")
-    dots = (
-        alt.Chart(points)
-        .mark_circle(size=60, color="#e45756")
-        .encode(x=x, y=y, tooltip=["customer_id:N", "transaction_id:N", "lat:Q", "lng:Q"])
-    )
-    return (city_dots + cities + lines + dots).properties(height=360, title="Locations behind geographical alerts")
+def evidence_text(row: Mapping[str, Any]) -> str:
+    """One line of evidence for an alert row (numbers only; "?" for a missing or bad one)."""
+
+    def num(key: str, spec: str) -> str:
+        value = _number(row.get(key))
+        return "?" if math.isnan(value) else format(value, spec)
+
+    rule = row.get("rule")
+    if rule == FRAUD_VELOCITY:
+        return f"{num('count', '.0f')} transactions in {num('span_seconds', '.1f')} s"
+    if rule == FRAUD_GEO:
+        return f"{num('distance_km', ',.1f')} km apart in {num('minutes', '.2f')} min"
+    if rule == FRAUD_AMOUNT:
+        return f"{num('amount', ',.0f')} IRR vs average {num('average', ',.0f')} ({num('ratio', '.1f')}x)"
+    return ""

@@ -11,9 +11,9 @@ from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
 from dashboard.views.filters import (
     DEFAULT_WINDOW,
-    WINDOWS,
     MAX_PAGE_CHARS,
     MAX_ROTATE,
+    WINDOWS,
     Display,
     Filters,
     code_lookup,

@@ -1,0 +1,46 @@
+"""Altair chart builders of the Fraud page: alerts per rule over time, the map behind geographical alerts.
+
+Pure functions of the small frames of `dashboard.views.fraud`; customer and
+transaction ids reach the browser only as chart data.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboard.core.schema import FRAUD_RULES
+from dashboard.ui.charts.axes import time_axis
+from dashboard.views.fraud import CITIES
+
+RULE_COLOURS = alt.Scale(domain=list(FRAUD_RULES), range=["#e45756", "#f58518", "#b279a2"])
+
+
+def alerts_chart(series: pd.DataFrame) -> alt.Chart:
+    """Stacked bars of alerts per rule over time."""
+    return (
+        alt.Chart(series, title="Alerts per minute by rule")
+        .mark_bar()
+        .encode(
+            x=alt.X("time:T", axis=time_axis(series["time"])),
+            y=alt.Y("alerts:Q", title="alerts", stack=True),
+            color=alt.Color("rule:N", scale=RULE_COLOURS, legend=alt.Legend(orient="top", title=None)),
+            tooltip=["time:T", "rule:N", "alerts:Q"],
+        )
+        .properties(height=220)
+    )
+
+
+def geo_chart(points: pd.DataFrame) -> alt.Chart:
+    """Map-like scatter (longitude, latitude) of geo-alert legs joined by lines, over reference cities."""
+    x = alt.X("lng:Q", title="longitude", scale=alt.Scale(domain=[44, 62]))
+    y = alt.Y("lat:Q", title="latitude", scale=alt.Scale(domain=[25, 40]))
+    cities = alt.Chart(CITIES).mark_text(dy=-10, color="#aaaaaa").encode(x=x, y=y, text="city:N")
+    city_dots = alt.Chart(CITIES).mark_point(color="#aaaaaa", shape="square").encode(x=x, y=y)
+    lines = alt.Chart(points).mark_line(color="#e45756", opacity=0.5).encode(x=x, y=y, detail="alert:N")
+    dots = (
+        alt.Chart(points)
+        .mark_circle(size=60, color="#e45756")
+        .encode(x=x, y=y, tooltip=["customer_id:N", "transaction_id:N", "lat:Q", "lng:Q"])
+    )
+    return (city_dots + cities + lines + dots).properties(height=360, title="Locations behind geographical alerts")
