@@ -14,8 +14,9 @@ and numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
 from dashboard.ui import source as live
+from dashboard.ui import wall
 from dashboard.views import health
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import (
@@ -85,6 +87,7 @@ def _seed(filters: Filters, display: Display) -> None:
     state["f_refresh"] = display.refresh_seconds
     state["f_paused"] = display.paused
     state["f_kiosk"] = display.kiosk
+    state["f_display"] = display  # the wall's options, which no widget holds
 
 
 def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
@@ -111,17 +114,25 @@ def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
     return filters, paused, float(refresh)
 
 
+def _full_query(target: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+    """The URL query with our keys set to `target` (and absent when not in it), the others kept."""
+    query = st.query_params
+    return {**{k: get_all(query, k) for k in query if k not in QUERY_KEYS}, **target}
+
+
 def _write_query(target: dict[str, str | list[str]]) -> None:
     """Write our keys to the URL (others kept) when they differ from it."""
-    query = st.query_params
-    if normalise(query) == normalise(target):
-        return
-    kept = {k: get_all(query, k) for k in query if k not in QUERY_KEYS}
-    query.from_dict({**kept, **target})
+    if normalise(st.query_params) != normalise(target):
+        st.query_params.from_dict(_full_query(target))
 
 
-def draw() -> None:
-    """Check settings, draw the shared sidebar and kiosk style, and store the page Context."""
+def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
+    """Check settings, draw the shared sidebar and kiosk style, and store the page Context.
+
+    `pages` maps the pages' URL names to their st.Page objects and `current`
+    is the page about to run (st.navigation's result): a kiosk's playlist
+    switches between them.
+    """
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -139,10 +150,14 @@ def draw() -> None:
             _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
     src = live.source(settings)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
-    display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
+    display = replace(state["f_display"], refresh_seconds=refresh, paused=paused, kiosk=bool(state.get("f_kiosk")))
+    target = {**filters.to_query(), **display.to_query(settings.refresh_seconds)}
     if display.kiosk:
         st.html(KIOSK_CSS)
-    _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
+        pages = pages or {}
+        name = next((n for n, page in pages.items() if current is not None and page == current), None)
+        wall.draw(settings, display, pages, name, _full_query(target))
+    _write_query(target)
     state["f_view"] = (filters, display)
     state["f_context"] = Context(settings, src, filters, display)
 

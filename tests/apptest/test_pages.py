@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import to_batch
 from dashboard.store.rollups import Rollups
+from dashboard.ui import shell, wall
 from dashboard.ui import source as live
 from dashboard.views.filters import Filters
 from tests import insight_data
@@ -143,8 +144,16 @@ def test_broker_down_shows_an_error_banner_instead_of_live_numbers() -> None:
 
 
 def test_stale_feed_shows_a_warning() -> None:
-    at = run(source=live.StaticSource(BUFFER, syn.health(last_message_age=60.0)), page="app_pages/validation.py")
+    stalled = syn.health(last_message_age=60.0, loop_age=60.0)
+    at = run(source=live.StaticSource(BUFFER, stalled), page="app_pages/validation.py")
     assert any("not live" in w.value for w in at.warning)
+
+
+def test_quiet_feed_says_quiet_without_a_warning() -> None:
+    quiet = syn.health(last_message_age=18.0, loop_age=0.2, lag={0: 0})
+    at = run({"kiosk": "1"}, source=live.StaticSource(BUFFER, quiet), page="app_pages/validation.py")
+    assert not at.warning
+    assert any("Quiet: last transaction 18 s ago." in c.value for c in at.caption)
 
 
 def test_bad_setting_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +166,11 @@ def test_bad_setting_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_kiosk_mode_adds_only_the_constant_style() -> None:
     at = run({"kiosk": "1", "window": "15m"})
-    assert len(at.html) == 1 and "<style>" in at.html[0].value
+    assert sorted(h.value for h in at.html) == sorted([shell.KIOSK_CSS, wall.WALL_CSS])
+    at = run({"kiosk": "1", "rotate": "overview,fraud", "every": "7"})
+    progress = wall.PROGRESS_HTML.format(page="overview", seconds=7)
+    assert sorted(h.value for h in at.html) == sorted([shell.KIOSK_CSS, wall.WALL_CSS, progress])
+    assert not at.warning
     assert metric(at, "Transactions") == f"{expected_count({'window': '15m'}):,}"
     assert not run({"window": "15m"}).html
 
@@ -319,3 +332,12 @@ def test_hostile_merchant_id_on_insight_pages_is_data_only() -> None:
         assert not at.exception
         assert not any("<img" in t for t in texts(at))
         assert not at.html
+
+
+def test_a_playlist_with_unknown_pages_says_so_in_one_line() -> None:
+    at = run({"kiosk": "1", "rotate": "overview,<script>,volume"})
+    assert [w.value for w in at.warning] == [
+        "Playlist: no page named '?script?', rotating through overview, volume. Pages: overview, live_feed, "
+        "validation, health, merchants, fraud, commissions, customers, volume."
+    ]
+    assert not at.exception and metric(at, "Transactions")
