@@ -12,7 +12,7 @@ import pytest
 
 from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_VELOCITY
 from dashboard.store.alert_log import AlertLog
-from dashboard.ui.charts.axes import MAX_TICKS, STEPS, span_of, time_axis, time_ticks
+from dashboard.ui.charts.axes import MAX_TICKS, span_of, tick_values, time_axis, time_ticks
 from dashboard.views import wall
 from dashboard.views.fraud import evidence_text
 
@@ -118,26 +118,6 @@ def test_tone_is_a_short_mono_wav() -> None:
 D3_TO_STRFTIME = {"%H:%M:%S": "%H:%M:%S", "%H:%M": "%H:%M", "%b %d %H:%M": "%b %d %H:%M", "%b %d": "%b %d"}
 
 
-def ticks(start: datetime, end: datetime, unit: str, step: int) -> list[datetime]:
-    """Whole-unit tick times within [start, end], as Vega places them for tickCount {interval, step}."""
-    if unit == "month":
-        t = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        out = []
-        while t <= end:
-            if t >= start:
-                out.append(t)
-            t = t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1)
-        return out
-    length = next(n for u, s, n in STEPS if (u, s) == (unit, step))
-    epoch = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday, so weeks start on Mondays
-    first = epoch + ((start - epoch) // length + (1 if (start - epoch) % length else 0)) * length
-    out = []
-    while first <= end:
-        out.append(first)
-        first += length
-    return out
-
-
 @pytest.mark.parametrize(
     "span",
     [timedelta(seconds=s) for s in (0, 1, 7, 30, 59, 61, 150, 300, 299, 900, 3600, 3 * 3600, 86_399)]
@@ -146,7 +126,7 @@ def ticks(start: datetime, end: datetime, unit: str, step: int) -> list[datetime
 def test_time_axis_labels_are_distinct_at_every_span(span: timedelta) -> None:
     unit, step, fmt = time_ticks(span)
     start = datetime(2026, 11, 29, 23, 47, 13, tzinfo=UTC)
-    times = ticks(start, start + span, unit, step)
+    times = tick_values(start, start + span, unit, step)
     labels = [t.strftime(D3_TO_STRFTIME[fmt]) for t in times]
     assert len(set(labels)) == len(labels), (span, unit, step, labels)
     assert len(times) <= MAX_TICKS + 1 or unit == "month"
@@ -160,9 +140,30 @@ def test_short_windows_show_seconds_and_long_ones_dates() -> None:
     assert time_ticks(timedelta(days=8))[2] == "%b %d"
 
 
+def test_tick_values_are_whole_multiples_within_the_span() -> None:
+    start = datetime(2026, 11, 29, 23, 47, 13, tzinfo=UTC)
+    assert tick_values(start, start + timedelta(seconds=50), "second", 15) == [
+        *(datetime(2026, 11, 29, 23, 47, s, tzinfo=UTC) for s in (15, 30, 45)),
+        datetime(2026, 11, 29, 23, 48, tzinfo=UTC),
+    ]
+    assert tick_values(start, start + timedelta(days=70), "month", 1) == [
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+        datetime(2027, 2, 1, tzinfo=UTC),
+    ]
+    weeks = tick_values(start, start + timedelta(days=15), "week", 1)
+    assert [w.weekday() for w in weeks] == [0, 0, 0] and weeks[0] == datetime(2026, 11, 30, tzinfo=UTC)
+    on_tick = datetime(2026, 11, 29, 23, 48, tzinfo=UTC)
+    assert tick_values(on_tick, on_tick, "minute", 1) == [on_tick]
+    assert tick_values(on_tick, start, "minute", 1) == []
+
+
 def test_time_axis_of_a_column() -> None:
     times = pd.Series(pd.to_datetime([OPEN_MS, OPEN_MS + 90_000], unit="ms", utc=True))
     assert span_of(times) == timedelta(seconds=90)
     assert span_of(times[:1]) == timedelta(0) and span_of(pd.Series([], dtype="datetime64[ms, UTC]")) == timedelta(0)
     axis = time_axis(times).to_dict()
-    assert axis["format"] == "%H:%M:%S" and axis["tickCount"] == {"interval": "second", "step": 15}
+    assert axis["format"] == "%H:%M:%S"
+    expected = range(OPEN_MS + 5_000, OPEN_MS + 90_001, 15_000)  # OPEN_MS is 40 s past a minute
+    assert axis["values"] == [datetime.fromtimestamp(ms / 1000, UTC).isoformat() for ms in expected]
+    assert "values" not in time_axis(pd.Series([], dtype="datetime64[ms, UTC]")).to_dict()
