@@ -47,21 +47,25 @@ def fraud() -> None:
     table["rule"] = table["rule"].astype(str)
     table["evidence"] = [fraud_view.evidence_text(r) for r in latest.to_dict("records")]
     table["transaction_ids"] = [list(ids) for ids in table["transaction_ids"]]
-    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=300)
+    kiosk = ctx.display.kiosk
+    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT if kiosk else 300)
 
     left, right = st.columns(2)
     with left:
         st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
-        st.subheader("Customers with most alerts")
-        top = fraud_view.top_customers(alerts)
-        st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
+        if not kiosk:
+            st.subheader("Customers with most alerts")
+            top = fraud_view.top_customers(alerts)
+            st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
     with right:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_charts.geo_chart(points), width="stretch")
+            st.altair_chart(fraud_charts.geo_chart(points, height=250 if kiosk else 360), width="stretch")
         else:
             st.caption("No geographical alert with its transactions still buffered.")
+    if kiosk:  # one customer is picked by hand: not on the wall
+        return
 
     st.subheader("One customer")
     customers = top["customer_id"].tolist()

@@ -63,9 +63,12 @@ def validation() -> None:
     if len(positions):
         table = analytics.feed_table(sel.snapshot.frame(COLUMNS, rows=positions)).drop(columns=["valid"])
         table["reason"] = reasons(sel, positions)
-        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
+        height = shell.KIOSK_TABLE_HEIGHT if ctx.display.kiosk else "auto"
+        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS, height=height)
     else:
         st.caption("None in the selection.")
+    if ctx.display.kiosk:  # the wall stops here: the rules table is reference, not news
+        return
 
     st.subheader("Rules")
     st.dataframe(

@@ -41,16 +41,23 @@ from dashboard.views.filters import (
 )
 
 MAX_MERCHANT_OPTIONS = 1000
-# Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
-# enlarges the counters. It is a literal and never holds message content.
+# Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar, and
+# scales titles and counters with the viewport's width (clamp: readable across a
+# room at 1080p, twice that at 4K). A literal; it never holds message content.
 KIOSK_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
 header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"] { display: none !important; }
-.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
-[data-testid="stMetricValue"] { font-size: 3.4rem !important; }
-[data-testid="stMetricLabel"] p { font-size: 1.4rem !important; }
-[data-testid="stMetricDelta"] { font-size: 1.2rem !important; }
+.block-container, [data-testid="stMainBlockContainer"] { padding: 1.2rem 2.5vw 0.5rem !important;
+  max-width: 100% !important; }
+h1 { font-size: clamp(2rem, 2.1vw, 5.5rem) !important; padding: 0 0 0.3rem !important; }
+h2, h3 { font-size: clamp(1.3rem, 1.25vw, 3.2rem) !important; padding: 0.3rem 0 0.2rem !important; }
+[data-testid="stMetricValue"] { font-size: clamp(2.4rem, 2.9vw, 8rem) !important; line-height: 1.15 !important; }
+[data-testid="stMetricLabel"] p { font-size: clamp(1.1rem, 1.15vw, 3rem) !important; }
+[data-testid="stMetricDelta"] { font-size: clamp(1rem, 1vw, 2.6rem) !important; }
+[data-testid="stCaptionContainer"] p { font-size: clamp(0.8rem, 0.72vw, 2rem) !important; }
 </style>"""
+#: Height in px of a long table on the wall screen: a header and eight rows.
+KIOSK_TABLE_HEIGHT = 316
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def alerts_chart(series: pd.DataFrame) -> alt.Chart:
     )
 
 
-def geo_chart(points: pd.DataFrame) -> alt.Chart:
+def geo_chart(points: pd.DataFrame, height: int = 360) -> alt.Chart:
     """Map-like scatter (longitude, latitude) of geo-alert legs joined by lines, over reference cities."""
     x = alt.X("lng:Q", title="longitude", scale=alt.Scale(domain=[44, 62]))
     y = alt.Y("lat:Q", title="latitude", scale=alt.Scale(domain=[25, 40]))
@@ -43,4 +43,4 @@ def geo_chart(points: pd.DataFrame) -> alt.Chart:
         .mark_circle(size=60, color="#e45756")
         .encode(x=x, y=y, tooltip=["customer_id:N", "transaction_id:N", "lat:Q", "lng:Q"])
     )
-    return (city_dots + cities + lines + dots).properties(height=360, title="Locations behind geographical alerts")
+    return (city_dots + cities + lines + dots).properties(height=height, title="Locations behind geographical alerts")
