@@ -74,15 +74,12 @@ def body() -> None:
             f"up to {ROLLUP_DAYS} days back, whatever the filters) and returning in every later hour."
         )
 
-    left, right = st.columns([2, 3]) if kiosk else (st.container(), st.container())
-    with left:
-        st.subheader("By customer type")
-        st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
-    with right:
-        st.subheader(f"The {TOP} most active customers")
-        height = shell.KIOSK_TABLE_HEIGHT if kiosk else "auto"
-        top = customers.top_customers(frame, first, TOP)
-        st.dataframe(top, hide_index=True, column_config=TABLE_COLUMNS, height=height)
+    st.subheader("By customer type")
+    st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
+    st.subheader(f"The {TOP} most active customers")
+    height = shell.KIOSK_TABLE_HEIGHT if kiosk else "auto"
+    top = customers.top_customers(frame, first, TOP)
+    st.dataframe(top, hide_index=True, column_config=TABLE_COLUMNS, height=height)
 
 
 shell.run_live(body, ctx.display)

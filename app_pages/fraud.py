@@ -17,6 +17,7 @@ ALERT_COLUMNS = {
     "customer_id": st.column_config.TextColumn("customer"),
     "evidence": st.column_config.TextColumn("evidence", width="medium"),
     "transaction_ids": st.column_config.ListColumn("transactions"),
+    "last_alert": st.column_config.DatetimeColumn("last alert", format="MM-DD HH:mm:ss"),
 }
 
 ctx = shell.context()
