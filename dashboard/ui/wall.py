@@ -27,6 +27,7 @@ from dashboard.views.filters import Display, Playlist, playlist
 
 TICK_SECONDS = 1.0
 TONE = wall.tone_wav()
+TONE_KEPT_MS = 2_500  # how long the tone's (hidden) player stays
 #: Constant CSS of the wall's parts: the progress line along the top edge, the
 #: banners fixed over the page's top, the hidden audio player.
 WALL_CSS = """<style>
@@ -41,7 +42,8 @@ WALL_CSS = """<style>
   box-shadow: 0 0.5rem 2rem rgba(0, 0, 0, 0.6); gap: 0.2rem; }
 [class*="st-key-wall-alert-"] p { color: #ffffff; font-size: clamp(1.1rem, 1.35vw, 3.2rem); margin: 0; }
 [class*="st-key-wall-alert-"] pre, [class*="st-key-wall-alert-"] code { font-size: clamp(1rem, 1.1vw, 2.6rem); }
-.st-key-wall-sound { display: none !important; }
+[class*="st-key-wall-sound-"] { position: fixed !important; left: 0; bottom: 0; width: 1px !important; height: 1px;
+  overflow: hidden; opacity: 0; }
 </style>"""
 PROGRESS_HTML = '<div class="wall-progress" data-page="{page}" style="animation-duration: {seconds:g}s"></div>'
 
@@ -109,5 +111,10 @@ def _alerts(settings: Settings, display: Display) -> None:
                 st.markdown(f"**:material/gpp_maybe: {wall.headline(shown.row, now)}**")  # constants and numbers
                 st.code(wall.customer_text(shown.row.get("customer_id")), language=None)  # message content: as code
     if fresh and display.sound:
-        with st.container(key="wall-sound"):
+        # Kept on screen a little longer than a tick, so a tick whose output is lost cannot swallow
+        # the tone; a new number per batch of alerts makes a new player, which plays again.
+        state["wall_tone"] = (state.get("wall_tone", (0, 0))[0] + 1, now + TONE_KEPT_MS)
+    tone, until = state.get("wall_tone", (0, 0))
+    if now < until:
+        with st.container(key=f"wall-sound-{tone}"):
             st.audio(TONE, format="audio/wav", autoplay=True)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from dashboard.store.decode import RawMessage
 from tests import synthetic as syn
@@ -252,3 +252,10 @@ def screenshot(page: Page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))
     return path
+
+
+def wait_charts(page: Page, timeout_ms: float = 30_000) -> None:
+    """Wait until every Altair chart on the page has drawn (for readable screenshots and measurements)."""
+    charts = page.get_by_test_id("stVegaLiteChart")
+    for i in range(charts.count()):
+        expect(charts.nth(i).locator("canvas, svg.marks").first).to_be_visible(timeout=timeout_ms)
