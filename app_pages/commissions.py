@@ -25,14 +25,11 @@ TABLE_COLUMNS = {
 }
 
 ctx = shell.context()
-st.title("Commissions")
 
 
-def body() -> None:
+@shell.live_page("Commissions")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     snap = live.rollups(ctx.source)
     ratio = commissions.ratio_by_category(frame)
@@ -102,6 +99,3 @@ def body() -> None:
             "applied to the same selected transactions (known amounts); rows split them by their actual type."
         )
     st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS)
-
-
-shell.run_live(body, ctx.display)

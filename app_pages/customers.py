@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.core.timeunits import HOUR_MS, MINUTE_MS
 from dashboard.store.rollups import ROLLUP_DAYS
 from dashboard.ui import shell, widgets
 from dashboard.ui import source as live
@@ -9,8 +10,6 @@ from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import customers
 
 COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 MAX_HOURS = ROLLUP_DAYS * 24  # hourly bars at most
 TOP = 10
 TABLE_COLUMNS = {
@@ -25,14 +24,11 @@ TABLE_COLUMNS = {
 }
 
 ctx = shell.context()
-st.title("Customers")
 
 
-def body() -> None:
+@shell.live_page("Customers")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     now = sel.now_ms
     first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, frame)
@@ -80,6 +76,3 @@ def body() -> None:
     height = shell.KIOSK_TABLE_HEIGHT if kiosk else "auto"
     top = customers.top_customers(frame, first, TOP)
     st.dataframe(top, hide_index=True, column_config=TABLE_COLUMNS, height=height)
-
-
-shell.run_live(body, ctx.display)

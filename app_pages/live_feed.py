@@ -33,14 +33,11 @@ ORDER = [
 ]
 
 ctx = shell.context()
-st.title("Live feed")
 
 
-def feed() -> None:
+@shell.live_page("Live feed")
+def feed(sel: shell.Selection) -> None:
     """The table and the selected row's message; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     snapshot = sel.snapshot
     base = snapshot.total_appended - len(snapshot)
     # One table widget per filter set: new filters start without a selection.
@@ -82,6 +79,3 @@ def feed() -> None:
         st.json(
             analytics.row_record(snapshot.frame(analytics.RECORD_COLUMNS, rows=positions[chosen[0] : chosen[0] + 1]))
         )
-
-
-shell.run_live(feed, ctx.display)

@@ -12,14 +12,11 @@ TOP = 5
 COLUMNS = ["kafka_ts_ms", "amount", "status", "merchant_category", "payment_method", "error_mask"]
 
 ctx = shell.context()
-st.title("Merchants")
 
 
-def merchants() -> None:
+@shell.live_page("Merchants")
+def merchants(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     snapshot = sel.snapshot
     frame = sel.frame(["merchant_id", "amount"])
     by_count, by_value = st.columns(2)
@@ -56,11 +53,9 @@ def merchants() -> None:
     with cols[1]:
         widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
     with cols[2]:
-        level = analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS)
-        widgets.metric("Approval rate", fmt.format_share(c.approval_rate), level)
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[3]:
-        level = analytics.level(c.invalid_share, *analytics.INVALID_LEVELS)
-        widgets.metric("Invalid share", fmt.format_share(c.invalid_share), level)
+        widgets.share_counter("Invalid share", c.invalid_share)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
     left, right = st.columns(2)
@@ -72,6 +67,3 @@ def merchants() -> None:
     with right:
         errors = analytics.error_counts(mframe)[["code", "transactions", "share"]]
         st.dataframe(errors, hide_index=True, column_config=widgets.TABLE_COLUMNS)
-
-
-shell.run_live(merchants, ctx.display)

@@ -15,14 +15,11 @@ BREAKDOWNS = (
 )
 
 ctx = shell.context()
-st.title("Overview")
 
 
-def overview() -> None:
+@shell.live_page("Overview")
+def overview(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(COLUMNS)
     window = ctx.filters.window_ms
     c = analytics.counters(frame, sel.now_ms, window)
@@ -36,19 +33,9 @@ def overview() -> None:
     with cols[3]:
         widgets.metric("Average (IRR)", "—" if c.average_amount is None else f"{c.average_amount:,.0f}")
     with cols[4]:
-        widgets.metric(
-            "Approval rate",
-            fmt.format_share(c.approval_rate),
-            analytics.level(c.approval_rate, *analytics.APPROVAL_LEVELS),
-            help="Approved among transactions with a status; ok from 90 %, alert below 80 %.",
-        )
+        widgets.share_counter("Approval rate", c.approval_rate)
     with cols[5]:
-        widgets.metric(
-            "Invalid share",
-            fmt.format_share(c.invalid_share),
-            analytics.level(c.invalid_share, *analytics.INVALID_LEVELS),
-            help="Transactions breaking a rule; ok up to 2 %, alert above 5 %.",
-        )
+        widgets.share_counter("Invalid share", c.invalid_share)
     st.altair_chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)), width="stretch")
 
     # Tables rather than three more Altair charts: the same figures at a
@@ -68,6 +55,3 @@ def overview() -> None:
     kafka_ts = int(sel.snapshot.numeric["kafka_ts_ms"][position])
     st.caption("Validated again against its own Kafka timestamp, as the ingest worker does.")
     widgets.show_message(analytics.raw_payloads(sel.snapshot)[position], kafka_ts, ctx.settings.time_skew_ms)
-
-
-shell.run_live(overview, ctx.display)

@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.core.validation import check
-from dashboard.ui import format as fmt
 from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
@@ -14,7 +13,6 @@ LIMIT = 100
 COLUMNS = ["kafka_ts", "merchant_id", "payment_method", "status", "amount", "error_mask"]
 
 ctx = shell.context()
-st.title("Validation")
 
 
 def reasons(sel: shell.Selection, positions: np.ndarray) -> list[str]:
@@ -28,11 +26,9 @@ def reasons(sel: shell.Selection, positions: np.ndarray) -> list[str]:
     ]
 
 
-def validation() -> None:
+@shell.live_page("Validation")
+def validation(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     frame = sel.frame(["kafka_ts_ms", "error_mask"])
     window = ctx.filters.window_ms
     invalid = int(np.count_nonzero(frame["error_mask"].to_numpy()))
@@ -42,7 +38,7 @@ def validation() -> None:
     with cols[0]:
         widgets.metric("Invalid transactions", f"{invalid:,}")
     with cols[1]:
-        widgets.metric("Invalid share", fmt.format_share(share), analytics.level(share, *analytics.INVALID_LEVELS))
+        widgets.share_counter("Invalid share", share)
     for col, row in zip(cols[2:], counts.itertuples(), strict=True):
         with col:
             widgets.metric(str(row.code), f"{row.transactions:,}")
@@ -76,6 +72,3 @@ def validation() -> None:
         hide_index=True,
         column_config=widgets.TABLE_COLUMNS,
     )
-
-
-shell.run_live(validation, ctx.display)

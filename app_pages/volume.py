@@ -25,15 +25,36 @@ TABLE_COLUMNS = {
     },
 }
 
+LIVE_TITLE = "Last 15 minutes, per 10 seconds (busiest in red)"
+HOURLY_TITLE = "Transactions per hour (each Tehran day's busiest hour in red)"
+
 ctx = shell.context()
-st.title("Volume")
 
 
-def body() -> None:
+def _wall(recent: pd.DataFrame, past: history.History, hours: pd.DataFrame, jumps: pd.DataFrame) -> None:
+    """The wall's Volume: the live and hourly charts side by side, the heatmap beside the latest jumps."""
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
+    with right:
+        if len(past.frame):
+            st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
+        else:
+            st.info("No rolled-up transaction matches the filters in this window.")
+    left, right = st.columns(2)
+    with left:
+        if len(past.frame):
+            st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
+    with right:
+        st.subheader("Merchant volume jumps")
+        st.dataframe(
+            jumps.head(JUMPS_SHOWN), hide_index=True, column_config=TABLE_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT
+        )
+
+
+@shell.live_page("Volume")
+def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
-    sel = shell.select(ctx)
-    if sel is None:
-        return
     now = sel.now_ms
     recent = volume.live(sel.frame(["ts_ms"])["ts_ms"].to_numpy(), now)
     snap = live.rollups(ctx.source)
@@ -57,17 +78,14 @@ def body() -> None:
     with cols[3]:
         widgets.metric("Volume jumps", f"{len(jumps):,}", help="Merchant 5-minute windows above 3x their usual volume.")
 
-    live_title = "Last 15 minutes, per 10 seconds (busiest in red)"
-    live_chart = charts_insights.peaks_chart(recent, live_title, "%H:%M:%S")
-    hourly_title = "Transactions per hour (each Tehran day's busiest hour in red)"
     if ctx.display.kiosk:
-        _wall(live_chart, past, hours, jumps)
+        _wall(recent, past, hours, jumps)
         return
-    st.altair_chart(live_chart, width="stretch")
+    st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
     if not len(past.frame):
         st.info("No rolled-up transaction matches the filters in this window.")
     else:
-        st.altair_chart(charts_insights.peaks_chart(hours, hourly_title, "%Y-%m-%d %H:%M"), width="stretch")
+        st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
         st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
     st.caption(history.describe(snap) + " Local times are Tehran's (UTC+03:30, no daylight saving).")
     if (note := history.caption(past, "the history charts when merchants are selected")) is not None:
@@ -85,28 +103,3 @@ def body() -> None:
     )
     if (note := history.caption(everything, "the merchant jumps")) is not None:
         st.caption(note)
-
-
-def _wall(live_chart: object, past: history.History, hours: pd.DataFrame, jumps: pd.DataFrame) -> None:
-    """The wall's Volume: the live and hourly charts side by side, the heatmap beside the latest jumps."""
-    hourly_title = "Transactions per hour (busiest of each Tehran day in red)"
-    left, right = st.columns(2)
-    with left:
-        st.altair_chart(live_chart, width="stretch")
-    with right:
-        if len(past.frame):
-            st.altair_chart(charts_insights.peaks_chart(hours, hourly_title, "%Y-%m-%d %H:%M"), width="stretch")
-        else:
-            st.info("No rolled-up transaction matches the filters in this window.")
-    left, right = st.columns(2)
-    with left:
-        if len(past.frame):
-            st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
-    with right:
-        st.subheader("Merchant volume jumps")
-        st.dataframe(
-            jumps.head(JUMPS_SHOWN), hide_index=True, column_config=TABLE_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT
-        )
-
-
-shell.run_live(body, ctx.display)

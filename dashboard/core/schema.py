@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 TRANSACTIONS_TOPIC: Final = "darooghe.transactions"
 ERROR_TOPIC: Final = "darooghe.error_logs"
 FRAUD_TOPIC: Final = "darooghe.fraud_alerts"
 
-MERCHANT_CATEGORIES: Final = (
-    "retail",
-    "food_service",
-    "entertainment",
-    "transportation",
-    "government",
-)
-PAYMENT_METHODS: Final = ("online", "pos", "mobile", "nfc")
-STATUSES: Final = ("approved", "declined", "pending")
-COMMISSION_TYPES: Final = ("flat", "progressive", "tiered")
-CUSTOMER_TYPES: Final = ("individual", "CIP", "business")
+# Each enum is defined once, as a Literal type: the msgspec fast path decodes into these
+# types, and the full check and every page use the value tuples derived from them.
+MerchantCategory = Literal["retail", "food_service", "entertainment", "transportation", "government"]
+PaymentMethod = Literal["online", "pos", "mobile", "nfc"]
+Status = Literal["approved", "declined", "pending"]
+CommissionType = Literal["flat", "progressive", "tiered"]
+CustomerType = Literal["individual", "CIP", "business"]
+
+MERCHANT_CATEGORIES: Final[tuple[str, ...]] = get_args(MerchantCategory)
+PAYMENT_METHODS: Final[tuple[str, ...]] = get_args(PaymentMethod)
+STATUSES: Final[tuple[str, ...]] = get_args(Status)
+COMMISSION_TYPES: Final[tuple[str, ...]] = get_args(CommissionType)
+CUSTOMER_TYPES: Final[tuple[str, ...]] = get_args(CustomerType)
 FAILURE_REASONS: Final = (
     "cancelled",
     "insufficient_funds",
@@ -26,6 +28,7 @@ FAILURE_REASONS: Final = (
     "fraud_prevented",
 )
 MOBILE_OSES: Final = ("iOS", "Android")
+RISK_LEVELS: Final = range(1, 6)  # risk_level is an integer 1..5
 
 #: Fields whose value must be one of a fixed set.
 ENUM_FIELDS: Final[dict[str, tuple[str, ...]]] = {
@@ -75,3 +78,7 @@ FRAUD_EXPLANATIONS: Final[dict[str, str]] = {
 #: the rule the pattern should trigger, and the pattern's id (events of one burst share it).
 FRAUD_HEADER: Final = "darooghe-fraud"
 FRAUD_PATTERN_HEADER: Final = "darooghe-fraud-pattern"
+
+#: What Darooghe charges per transaction (DATA.md): commission = int(2 % of amount), VAT = int(9 % of amount).
+COMMISSION_RATE: Final = 0.02
+VAT_RATE: Final = 0.09

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import orjson
@@ -27,9 +27,15 @@ from dashboard.core.schema import (
     ERR_TIME,
     ID_FIELDS,
     MOBILE_OSES,
+    RISK_LEVELS,
+    CommissionType,
+    CustomerType,
+    MerchantCategory,
+    PaymentMethod,
+    Status,
 )
+from dashboard.core.timeunits import DAY_MS
 
-DAY_MS = 86_400_000
 DEFAULT_SKEW_MS = 1_000
 EXCERPT_BYTES = 200
 _EPOCH_MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds, below are seconds
@@ -163,6 +169,24 @@ def _to_float(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def totals_match(amount: Number, vat: Number, commission: Number, total: Number) -> bool:
+    """The amount rule: total = amount + VAT + commission, exact on integers, within 0.01 on fractions."""
+    expected = amount + vat + commission
+    if type(amount) is int and type(vat) is int and type(commission) is int and type(total) is int:
+        return expected == total
+    return abs(expected - total) <= _AMOUNT_TOLERANCE
+
+
+def in_time(ts_ms: float, ingestion_ms: int, skew_ms: int) -> bool:
+    """The time rule: not later than ingestion (plus the skew), not more than a day before it."""
+    return ingestion_ms - DAY_MS <= ts_ms <= ingestion_ms + skew_ms
+
+
+def needs_device(payment_method: str | None) -> bool:
+    """The device rule applies: a mobile payment must name a mobile OS (MOBILE_OSES)."""
+    return payment_method == "mobile"
+
+
 def _schema(field_name: str, message: str, value: bytes | None = None) -> Violation:
     evidence: dict[str, Any] = {"field": field_name}
     if value is not None:
@@ -240,7 +264,7 @@ def check_record(
             violations.append(_schema(name, f"{name} {v!r} is not one of {', '.join(allowed)}", raw))
 
     risk = _to_int(get("risk_level"))
-    if risk is None or not 1 <= risk <= 5:
+    if risk is None or risk not in RISK_LEVELS:
         violations.append(
             _schema(
                 "risk_level",
@@ -262,8 +286,7 @@ def check_record(
     amount, vat, commission, total = (amounts[n] for n in AMOUNT_FIELDS)
     if amount is not None and vat is not None and commission is not None and total is not None:
         expected = amount + vat + commission
-        exact = all(isinstance(x, int) for x in (amount, vat, commission, total))
-        if (expected != total) if exact else abs(expected - total) > _AMOUNT_TOLERANCE:
+        if not totals_match(amount, vat, commission, total):
             violations.append(
                 Violation(
                     ERR_AMOUNT,
@@ -285,7 +308,7 @@ def check_record(
                 },
             )
         )
-    elif ts_ms > ingestion_ms + skew_ms or ts_ms < ingestion_ms - DAY_MS:
+    elif not in_time(ts_ms, ingestion_ms, skew_ms):
         future = ts_ms > ingestion_ms
         violations.append(
             Violation(
@@ -302,7 +325,7 @@ def check_record(
     device = get("device_info")
     os_found = device.get("os") if isinstance(device, dict) else None
     device_os = os_found if isinstance(os_found, str) else None
-    if enums["payment_method"] == "mobile" and device_os not in MOBILE_OSES:
+    if needs_device(enums["payment_method"]) and device_os not in MOBILE_OSES:
         violations.append(
             Violation(
                 ERR_DEVICE,
@@ -367,16 +390,16 @@ class PlainTransaction(Struct, gc=False):
     timestamp: str
     customer_id: NonEmpty
     merchant_id: NonEmpty
-    merchant_category: Literal["retail", "food_service", "entertainment", "transportation", "government"]
-    payment_method: Literal["online", "pos", "mobile", "nfc"]
+    merchant_category: MerchantCategory
+    payment_method: PaymentMethod
     amount: NonNegative
     commission_amount: NonNegative
     vat_amount: NonNegative
     total_amount: NonNegative
-    status: Literal["approved", "declined", "pending"]
-    commission_type: Literal["flat", "progressive", "tiered"]
-    customer_type: Literal["individual", "CIP", "business"]
-    risk_level: Annotated[int, Meta(ge=1, le=5)]
+    status: Status
+    commission_type: CommissionType
+    customer_type: CustomerType
+    risk_level: Annotated[int, Meta(ge=RISK_LEVELS.start, le=RISK_LEVELS.stop - 1)]
     device_info: _Device | None = None
     location: _Location | None = None
     failure_reason: str | None = None
@@ -398,7 +421,7 @@ def decode_plain(value: bytes, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
         tx = _decode_plain(value)
     except (msgspec.DecodeError, RecursionError):
         return None
-    if tx.amount + tx.vat_amount + tx.commission_amount != tx.total_amount:
+    if not totals_match(tx.amount, tx.vat_amount, tx.commission_amount, tx.total_amount):
         return None
     try:
         dt = _fromiso(tx.timestamp)
@@ -407,9 +430,9 @@ def decode_plain(value: bytes, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
     if dt.tzinfo is None:
         return None
     ts_ms = dt.timestamp() * 1000
-    if ts_ms > ingestion_ms + skew_ms or ts_ms < ingestion_ms - DAY_MS:
+    if not in_time(ts_ms, ingestion_ms, skew_ms):
         return None
-    if tx.payment_method == "mobile":
+    if needs_device(tx.payment_method):
         device = tx.device_info
         if device is None or device.os not in _OSES:
             return None

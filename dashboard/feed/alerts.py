@@ -17,8 +17,8 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.settings import Settings
-from dashboard.feed.transactions import backfill_starts
 from dashboard.kafka.broker_state import BrokerState
+from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.alert_log import AlertLog, parse_alert
 
 logger = logging.getLogger(__name__)

@@ -2,35 +2,22 @@
 
 `Health` is the immutable snapshot a page renders. `FeedStatus` gathers the
 figures behind it from the feed's threads (thread-safe, no Kafka, the time is
-passed in); `RateWindow` is pure. `PipelineProbe` holds
-the slower broker queries (the ingest worker's committed lag, the size of the
-error log) that the feed runs in a thread of their own, so they never hold up
-consumption.
+passed in); `RateWindow` is pure. The broker queries behind some figures are
+in `dashboard.feed.probe`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from confluent_kafka import (
-    Consumer,
-    IsolationLevel,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from dashboard.core.settings import Settings
 from dashboard.store.buffer import ERROR_BITS, Batch
 
 logger = logging.getLogger(__name__)
@@ -226,153 +213,3 @@ class RateWindow:
         events = self._events
         while events and events[0][0] <= now - self.window:
             self._sum -= events.popleft()[1]
-
-
-class PipelineProbe:
-    """Slow broker queries for the health panel; every method returns None on failure.
-
-    Joins no group and commits nothing: the ingest group's offsets are read
-    by a consumer of that group id that never subscribes, and the error log is counted by a consumer with a
-    throwaway group id that only uses `assign()`. Not thread-safe: one thread
-    owns a probe.
-    """
-
-    def __init__(self, settings: Settings, error_cb: Callable[[KafkaError], None], timeout: float = 2.0) -> None:
-        self.settings = settings
-        self.timeout = timeout
-        common: dict[str, Any] = {"allow_auto_create_topics": False, "error_cb": error_cb}
-        # A metadata request for a missing topic would create it otherwise.
-        self._admin = AdminClient(settings.kafka_config(**common))
-        self._counter = Consumer(
-            settings.kafka_config(
-                group_id=f"darooghe-dashboard-count-{uuid.uuid4().hex}",
-                enable_auto_commit=False,
-                isolation_level="read_committed",  # the ingest worker writes transactionally
-                auto_offset_reset="earliest",
-                queued_max_messages_kbytes=4096,  # it only counts: a small prefetch will do
-                **common,
-            )
-        )
-        self._group_reader = Consumer(
-            settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False, **common)
-        )
-        self._from: dict[int, int] = {}  # offset the count of a partition starts at
-        self._counted: dict[int, int] = {}  # records counted per partition
-        self._caught_up = False
-
-    def close(self) -> None:
-        """Close the consumers."""
-        self._counter.close()
-        self._group_reader.close()
-
-    def _partitions(self, topic: str) -> list[int] | None:
-        meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            return None
-        return sorted(meta.partitions)
-
-    def _offsets(
-        self, topic: str, partitions: list[int], spec: OffsetSpec, committed_only: bool = False
-    ) -> dict[int, int]:
-        isolation = IsolationLevel.READ_COMMITTED if committed_only else IsolationLevel.READ_UNCOMMITTED
-        futures = self._admin.list_offsets(
-            {TopicPartition(topic, p): spec for p in partitions},
-            isolation_level=isolation,
-            request_timeout=self.timeout,
-        )
-        return {tp.partition: f.result(self.timeout + 1).offset for tp, f in futures.items()}
-
-    def ingest_lag(self) -> int | None:
-        """Return the ingest group's lag on the transactions topic: sum of high watermark minus committed.
-
-        A partition the group never committed counts in full (high minus low):
-        the worker starts such partitions from the earliest offset.
-        """
-        topic = self.settings.transactions_topic
-        try:
-            partitions = self._partitions(topic)
-            if partitions is None:
-                return None
-            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
-            highs = self._offsets(topic, partitions, OffsetSpec.latest())
-            # committed() of a consumer that never subscribes joins no group. (The
-            # AdminClient's list_consumer_group_offsets crashed librdkafka 2.16.1 in
-            # its main thread on a freshly formatted broker, while the group
-            # coordinator was still loading.)
-            result = self._group_reader.committed([TopicPartition(topic, p) for p in partitions], self.timeout)
-        except (KafkaException, TimeoutError) as exc:
-            logger.debug("ingest lag query failed: %s", exc)
-            return None
-        committed = {tp.partition: tp.offset for tp in result if tp.error is None}
-        lag = 0
-        for p in partitions:
-            done = committed.get(p, -1)
-            lag += max(0, highs[p] - (done if done >= 0 else lows[p]))
-        return lag
-
-    def error_records(self, budget: float = 1.0) -> int | None:
-        """Return the number of committed records in the error topic, counted by reading them.
-
-        High minus low watermark would overcount: every Kafka transaction of
-        the ingest worker leaves a commit marker that takes an offset, and
-        aborted records take offsets too. So the records are read (values
-        ignored, read_committed) and counted, incrementally: each call reads
-        what arrived since the last one, for at most `budget` seconds. Returns
-        None until the count has first caught up with the end of the log. When
-        retention deletes old records (the low watermark passes where the
-        count began) that partition is counted again from its new start.
-        """
-        topic = self.settings.error_topic
-        try:
-            partitions = self._partitions(topic)
-            if partitions is None:
-                return None
-            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
-            ends = self._offsets(topic, partitions, OffsetSpec.latest(), committed_only=True)
-            self._reassign(topic, partitions, lows, ends)
-            deadline = time.monotonic() + budget
-            while time.monotonic() < deadline:
-                messages = self._counter.consume(10_000, 0.1)
-                for msg in messages:
-                    p = msg.partition()
-                    if msg.error() is None and p is not None:
-                        self._counted[p] = self._counted.get(p, 0) + 1
-                if not messages and self._at_end(topic, partitions, ends):
-                    self._caught_up = True
-                    break
-        except (KafkaException, TimeoutError) as exc:
-            logger.debug("error log count failed: %s", exc)
-            return None
-        return sum(self._counted.values()) if self._caught_up else None
-
-    def _reassign(self, topic: str, partitions: list[int], lows: dict[int, int], ends: dict[int, int]) -> None:
-        """(Re)assign the error topic; restart the count of partitions that are new, trimmed or recreated."""
-        positions = self._positions(topic, list(self._from))
-        changed = set(self._from) != set(partitions)
-        for p in partitions:
-            pos = positions.get(p, -1)
-            if p not in self._from or lows[p] > self._from[p] or pos > ends[p]:
-                self._from[p], self._counted[p] = lows[p], 0
-                positions[p] = -1
-                changed = True
-        for p in set(self._from) - set(partitions):
-            del self._from[p], self._counted[p]
-        if changed:
-            # Partitions never read from resume where their count began.
-            self._counter.assign(
-                [
-                    TopicPartition(topic, p, positions[p] if positions.get(p, -1) >= 0 else self._from[p])
-                    for p in partitions
-                ]
-            )
-
-    def _positions(self, topic: str, partitions: list[int]) -> dict[int, int]:
-        if not partitions:
-            return {}
-        return {
-            tp.partition: tp.offset for tp in self._counter.position([TopicPartition(topic, p) for p in partitions])
-        }
-
-    def _at_end(self, topic: str, partitions: list[int], ends: dict[int, int]) -> bool:
-        positions = self._positions(topic, partitions)
-        return all(positions.get(p, -1) >= ends[p] or ends[p] == self._from[p] for p in partitions)

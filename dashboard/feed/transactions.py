@@ -17,13 +17,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from dashboard.core.settings import Settings
-from dashboard.feed.status import FeedStatus, Health, PipelineProbe
+from dashboard.feed.probe import PipelineProbe
+from dashboard.feed.status import FeedStatus, Health
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
+from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.buffer import Batch, RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
 from dashboard.store.rollups import Rollups
@@ -33,24 +35,6 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 POLL_TIMEOUT = 0.5  # seconds; bounds how late a stop request is seen
 QUERY_TIMEOUT = 2.0  # seconds for a metadata or watermark request
-
-
-def backfill_starts(watermarks: Mapping[int, tuple[int, int]], capacity: int) -> dict[int, int]:
-    """Return the start offset per partition so that at most `capacity` of the newest messages are read.
-
-    Each partition gets a share of `capacity` proportional to its message
-    count (high - low), rounded by largest remainder so the shares add up to
-    exactly `capacity` when there are more messages than that.
-    """
-    counts = {p: max(0, high - low) for p, (low, high) in watermarks.items()}
-    total = sum(counts.values())
-    if total <= capacity:
-        return {p: low for p, (low, _) in watermarks.items()}
-    shares = {p: capacity * c // total for p, c in counts.items()}
-    by_remainder = sorted(counts, key=lambda p: (-(capacity * counts[p] % total), p))
-    for p in by_remainder[: capacity - sum(shares.values())]:
-        shares[p] += 1
-    return {p: max(low, high - shares[p]) for p, (low, high) in watermarks.items()}
 
 
 class Feed:

@@ -30,34 +30,14 @@ per event. `inputs` says which transactions feed the detectors;
 a `copy.deepcopy` of a detector is a snapshot to rewind to.
 """
 
+from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.detector import FraudDetector, StateSize
 from dashboard.fraud.geo import GeoDetector, haversine_km
 from dashboard.fraud.inputs import FraudInput, detector_input, plain_input
-from dashboard.fraud.rules import (
-    AMOUNT_RATIO,
-    EARTH_RADIUS_KM,
-    GEO_MAX_KM,
-    GEO_WINDOW_MS,
-    LATENESS_MS,
-    MAX_KEPT,
-    MIN_HISTORY,
-    VELOCITY_MAX_COUNT,
-    VELOCITY_WINDOW_MS,
-    Alert,
-    TransactionLike,
-)
-from dashboard.fraud.velocity import AmountDetector, VelocityDetector
+from dashboard.fraud.rules import Alert, TransactionLike
+from dashboard.fraud.velocity import VelocityDetector
 
 __all__ = [
-    "AMOUNT_RATIO",
-    "EARTH_RADIUS_KM",
-    "GEO_MAX_KM",
-    "GEO_WINDOW_MS",
-    "LATENESS_MS",
-    "MAX_KEPT",
-    "MIN_HISTORY",
-    "VELOCITY_MAX_COUNT",
-    "VELOCITY_WINDOW_MS",
     "Alert",
     "AmountDetector",
     "FraudDetector",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.geo import GeoDetector, fit_box
 from dashboard.fraud.rules import (
     AMOUNT_RATIO,
@@ -40,7 +41,7 @@ from dashboard.fraud.rules import (
     Alert,
     TransactionLike,
 )
-from dashboard.fraud.velocity import AmountDetector, VelocityDetector
+from dashboard.fraud.velocity import VelocityDetector
 from dashboard.fraud.windows import CustomerWindows
 
 _RAD = math.pi / 180.0

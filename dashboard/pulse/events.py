@@ -41,14 +41,13 @@ from dashboard.pulse.inject_invalid import inject_invalid
 from dashboard.pulse.model import (
     AMOUNT_MU,
     AMOUNT_SIGMA,
-    COMMISSION_RATE,
     DEVICE_LIBRARY,
     DEVICE_METHODS,
     EVENT_SPREAD_DEG,
     PAYMENT_P,
     PENDING_RATE,
-    VAT_RATE,
     Population,
+    charges,
 )
 from dashboard.pulse.profile import Profile
 
@@ -115,9 +114,7 @@ class EventFactory:
         cat = pop.merchant_category[merch]
         method = rng.choice(len(PAYMENT_METHODS), size=n, p=PAYMENT_P)
         amount = np.floor(rng.lognormal(AMOUNT_MU[cat], AMOUNT_SIGMA[cat])).astype(np.int64)
-        # Same float arithmetic as the original's int(amount * 0.02): truncation of a positive float.
-        commission = (amount * COMMISSION_RATE).astype(np.int64)
-        vat = (amount * VAT_RATE).astype(np.int64)
+        commission, vat = charges(amount)
         lat = pop.merchant_lat[merch] + rng.uniform(-EVENT_SPREAD_DEG, EVENT_SPREAD_DEG, n)
         lng = pop.merchant_lng[merch] + rng.uniform(-EVENT_SPREAD_DEG, EVENT_SPREAD_DEG, n)
         device = rng.integers(0, len(DEVICE_LIBRARY), n)

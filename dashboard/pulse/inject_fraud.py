@@ -77,7 +77,7 @@ from dashboard.core.schema import CUSTOMER_TYPES, ERR_TIME, FRAUD_AMOUNT, FRAUD_
 from dashboard.fraud.rules import AMOUNT_RATIO, GEO_WINDOW_MS, VELOCITY_MAX_COUNT, VELOCITY_WINDOW_MS
 from dashboard.pulse.batch import Batch, FraudLabel, iso_utc
 from dashboard.pulse.ledger import FREE, MARGIN_MS, Ledger
-from dashboard.pulse.model import COMMISSION_RATE, DEVICE_LIBRARY, VAT_RATE, Population
+from dashboard.pulse.model import DEVICE_LIBRARY, Population, charges
 
 #: Far-away cities of geo patterns: (lat, lng) of their centres.
 CITIES: Final = MappingProxyType(
@@ -294,8 +294,8 @@ class FraudInjector:
 def _set_amount(record: dict[str, Any], amount: int) -> None:
     """Set amount, commission, VAT and total as drafts compute them; an injected ERR_AMOUNT stays broken."""
     offset = record["total_amount"] - record["amount"] - record["vat_amount"] - record["commission_amount"]
-    commission = int(amount * COMMISSION_RATE)
-    vat = int(amount * VAT_RATE)
+    commission_of, vat_of = charges(np.array([amount], dtype=np.int64))
+    commission, vat = int(commission_of[0]), int(vat_of[0])
     total = amount + vat + commission
     if offset:
         total = total + offset if total + offset >= 0 else total + 1

@@ -15,7 +15,14 @@ from typing import Any, Final
 
 import numpy as np
 
-from dashboard.core.schema import COMMISSION_TYPES, CUSTOMER_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS
+from dashboard.core.schema import (
+    COMMISSION_RATE,
+    COMMISSION_TYPES,
+    CUSTOMER_TYPES,
+    MERCHANT_CATEGORIES,
+    PAYMENT_METHODS,
+    VAT_RATE,
+)
 
 CATEGORY_WEIGHTS: Final = MappingProxyType(
     {"retail": 2.0, "food_service": 6.0, "entertainment": 1.0, "transportation": 1.0, "government": 0.5}
@@ -31,8 +38,17 @@ AMOUNT_LOGNORMAL: Final = MappingProxyType(
         "government": (12.5, 0.60),
     }
 )
-COMMISSION_RATE: Final = 0.02
-VAT_RATE: Final = 0.09
+
+
+def charges(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (commission, VAT) in whole rials of int64 `amount`s, as the original generator charged them.
+
+    Same float arithmetic as its int(amount * 0.02) and int(amount * 0.09):
+    truncation of a positive float. The only definition of the formula.
+    """
+    return (amount * COMMISSION_RATE).astype(np.int64), (amount * VAT_RATE).astype(np.int64)
+
+
 DEVICE_LIBRARY: Final[tuple[dict[str, str], ...]] = (
     {"os": "Android", "app_version": "2.4.1", "device_model": "Samsung Galaxy S25"},
     {"os": "iOS", "app_version": "3.1.0", "device_model": "iPhone 15"},

@@ -71,7 +71,7 @@ class AlertLog:
         self._rows: deque[dict[str, Any]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._version = 0
-        self._total = 0
+        self._total = 0  # alerts appended since start: a sequence number that eviction does not reset
         self._cached: tuple[int, pd.DataFrame] | None = None
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:

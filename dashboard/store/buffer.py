@@ -155,9 +155,9 @@ class Snapshot:
         return pd.DataFrame(data, copy=False)
 
 
-def to_datetime(ms: np.ndarray) -> pd.DatetimeIndex:
+def to_datetime(ms: np.ndarray | pd.Series) -> pd.DatetimeIndex:
     """Return UTC datetimes for epoch milliseconds; negative values (unknown) become NaT."""
-    values = ms.astype(np.int64, copy=True)
+    values = np.array(ms, dtype=np.int64)  # a copy, whatever array-like came in
     values[values < 0] = np.iinfo(np.int64).min  # the NaT sentinel
     return pd.DatetimeIndex(values.view("datetime64[ms]")).tz_localize("UTC")
 

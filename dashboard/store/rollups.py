@@ -64,12 +64,11 @@ import numpy as np
 import pandas as pd
 
 from dashboard.core.schema import COMMISSION_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
+from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
 from dashboard.store.buffer import Batch, Dictionary, Snapshot
 from dashboard.store.hourblocks import HourBlocks
 
-MINUTE_MS = 60_000
 HOUR_MINUTES = 60
-DAY_MINUTES = 1440
 ROLLUP_DAYS = 8
 MERCHANT_MINUTES = 5
 FUTURE_MINUTES = 5

@@ -220,3 +220,24 @@ def select(ctx: Context) -> Selection | None:
         st.info("No transaction matches the filters in this time window.")
         return None
     return Selection(snapshot, mask, now, count)
+
+
+def live_page(title: str) -> Callable[[Callable[[Selection], None]], Callable[[Selection], None]]:
+    """Decorator of a page's body: title the page, then run `body(selection)` live, as `run_live` does.
+
+    The body runs only when there is something to show: `select` has already
+    shown the banner, the caption, or why nothing matches.
+    """
+    ctx = context()
+    st.title(title)
+
+    def register(body: Callable[[Selection], None]) -> Callable[[Selection], None]:
+        def run() -> None:
+            sel = select(ctx)
+            if sel is not None:
+                body(sel)
+
+        run_live(run, ctx.display)
+        return body
+
+    return register

@@ -14,7 +14,8 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard.core.validation import check, excerpt
-from dashboard.views.transactions import Level
+from dashboard.ui.format import format_share
+from dashboard.views.transactions import APPROVAL_LEVELS, INVALID_LEVELS, Level, level
 
 LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
     "green": "green",
@@ -89,3 +90,16 @@ def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
         ),
         hide_index=True,
     )
+
+
+#: Counters of a share with a traffic-light level: thresholds (green, amber) and help text.
+SHARE_COUNTERS: dict[str, tuple[tuple[float, float], str]] = {
+    "Approval rate": (APPROVAL_LEVELS, "Approved among transactions with a status; ok from 90 %, alert below 80 %."),
+    "Invalid share": (INVALID_LEVELS, "Transactions breaking a rule; ok up to 2 %, alert above 5 %."),
+}
+
+
+def share_counter(label: str, value: float | None) -> None:
+    """Show one of SHARE_COUNTERS: the share as a percentage, its level and its help."""
+    levels, help = SHARE_COUNTERS[label]
+    metric(label, format_share(value), level(value, *levels), help=help)

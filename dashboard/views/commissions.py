@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.store.rollups import DAY_MINUTES, MINUTE_MS
-from dashboard.views.history import History, sum_by, time_bins, times
+from dashboard.core.schema import COMMISSION_RATE
+from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
+from dashboard.store.buffer import to_datetime
+from dashboard.views.history import History, sum_by, time_bins
 from dashboard.views.transactions import MISSING
 
-FLAT_BP = 200
+FLAT_BP = round(COMMISSION_RATE * 10_000)  # what the generator charges
 #: Marginal bands of the progressive scheme: (upper bound of the band in IRR, rate in bp).
 PROGRESSIVE_BANDS: tuple[tuple[float, int], ...] = ((250_000, 150), (1_000_000, 200), (math.inf, 300))
 #: Tiers by monthly volume: (volume from which the tier starts, IRR per 30 days; rate in bp).
@@ -170,7 +172,7 @@ def per_minute_by_type(history: History) -> pd.DataFrame:
     values = sums[:, present].T.ravel()
     return pd.DataFrame(
         {
-            "time": np.tile(times(bins.starts), nt),
+            "time": np.tile(to_datetime(bins.starts), nt),
             "commission_type": np.repeat([str(types.categories[c]) or MISSING for c in present], nb),
             "commission": values,
             "per_minute": values / bins.minutes,
@@ -274,7 +276,7 @@ def top_by_window(w: Windows, n: int = 3, windows: int = 12) -> pd.DataFrame:
         share = np.where(total > 0, w.commission / np.maximum(total, 1e-9), 0.0)
     out = pd.DataFrame(
         {
-            "window": times(w.minute * MINUTE_MS),
+            "window": to_datetime(w.minute * MINUTE_MS),
             "rank": rank,
             "merchant_id": w.names[w.code],
             "commission": w.commission,

@@ -19,11 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.views.history import times
+from dashboard.core.timeunits import MINUTE_MS
+from dashboard.store.buffer import to_datetime
 from dashboard.views.transactions import MISSING
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 MAX_BARS = 40  # histogram bars at most
 DENSE_CELLS = 8_000_000  # distinct pairs through a dense table up to this many cells (8 MB)
 KINDS = ("new", "returning")
@@ -115,7 +114,7 @@ def active(frame: pd.DataFrame, start_ms: int, end_ms: int, width_ms: int) -> pd
     one holding `end_ms`, in time order.
     """
     bins, _, nb, first = _pairs(frame, start_ms, end_ms, width_ms)
-    starts = times(np.arange(first, first + nb, dtype=np.int64) * width_ms)
+    starts = to_datetime(np.arange(first, first + nb, dtype=np.int64) * width_ms)
     return pd.DataFrame({"time": starts, "customers": np.bincount(bins, minlength=nb).astype(np.int64)})
 
 
@@ -133,7 +132,7 @@ def new_and_returning(
     seen = first_ms[customer]
     new = (seen < 0) | (seen // width_ms - first >= bins)
     counts = {"new": np.bincount(bins[new], minlength=nb), "returning": np.bincount(bins[~new], minlength=nb)}
-    starts = times(np.arange(first, first + nb, dtype=np.int64) * width_ms)
+    starts = to_datetime(np.arange(first, first + nb, dtype=np.int64) * width_ms)
     return pd.DataFrame(
         {
             "time": np.tile(starts, len(KINDS)),
@@ -233,7 +232,7 @@ def top_customers(frame: pd.DataFrame, first_ms: np.ndarray, n: int = 10) -> pd.
     types, type_labels = _codes(frame, "customer_type")
     methods, method_labels = _codes(frame, "payment_method")
     seen = first_ms[chosen].astype(np.int64)
-    first = times(np.where(seen >= 0, seen, 0))
+    first = to_datetime(np.where(seen >= 0, seen, 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame(
             {

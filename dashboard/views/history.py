@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.core.timeunits import MINUTE_MS
 from dashboard.store.buffer import RingBuffer
-from dashboard.store.rollups import MERCHANT_MINUTES, MINUTE_MS, ROLLUP_DAYS, Rollups, RollupSnapshot
-from dashboard.views import transactions as analytics
+from dashboard.store.rollups import MERCHANT_MINUTES, ROLLUP_DAYS, Rollups, RollupSnapshot
 from dashboard.views.filters import Filters, code_lookup
+from dashboard.views.timebins import Bins, cut
 
 #: Filter -> label, in the sidebar's order.
 FILTER_LABELS = {
@@ -131,30 +132,12 @@ def describe(snap: RollupSnapshot) -> str:
     )
 
 
-@dataclass(frozen=True)
-class TimeBins:
-    """Bins over a History: `starts` (epoch ms) and `width` (ms), and each row's bin (-1: outside)."""
-
-    starts: np.ndarray
-    width: int
-    index: np.ndarray
-
-    @property
-    def minutes(self) -> float:
-        """Minutes per bin."""
-        return self.width / MINUTE_MS
-
-
-def time_bins(history: History) -> TimeBins:
-    """Cut first_minute .. end_minute into aligned nice bins (about analytics.MAX_BINS), at least one slot wide."""
+def time_bins(history: History) -> Bins:
+    """Cut first_minute .. end_minute into aligned nice bins (about MAX_BINS), at least one slot wide."""
     start_ms = history.first_minute * MINUTE_MS
     end_ms = (history.end_minute + 1) * MINUTE_MS
-    span = max(end_ms - start_ms, MINUTE_MS)
-    width = max(analytics.bin_width_ms(span), history.step * MINUTE_MS)
-    first, last = start_ms // width, (end_ms - 1) // width
-    index = history.frame["minute"].to_numpy() * MINUTE_MS // width - first
-    index[(index < 0) | (index > last - first)] = -1
-    return TimeBins(np.arange(first, last + 1, dtype=np.int64) * width, width, index)
+    minutes = history.frame["minute"].to_numpy() * MINUTE_MS
+    return cut(minutes, start_ms, end_ms - 1, max(end_ms - start_ms, MINUTE_MS), history.step * MINUTE_MS)
 
 
 def sum_by(keys: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -171,11 +154,6 @@ def sum_by(keys: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.n
         return keys, [v[:0] for v in values]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
     return keys[starts], [np.add.reduceat(v, starts) for v in values]
-
-
-def times(ms: np.ndarray) -> pd.DatetimeIndex:
-    """UTC datetimes (millisecond resolution) of epoch milliseconds."""
-    return pd.DatetimeIndex(np.asarray(ms, dtype=np.int64).view("datetime64[ms]")).tz_localize("UTC")
 
 
 # --- rollups of a source -------------------------------------------------------------------

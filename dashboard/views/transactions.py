@@ -20,14 +20,10 @@ import numpy as np
 import pandas as pd
 
 from dashboard.core.schema import RULE_EXPLANATIONS
-from dashboard.store.buffer import CATEGORICAL, ERROR_BITS, Snapshot, codes_of
+from dashboard.core.timeunits import MINUTE_MS
+from dashboard.store.buffer import CATEGORICAL, ERROR_BITS, Snapshot, codes_of, to_datetime
+from dashboard.views.timebins import Bins, cut
 
-MINUTE_MS = 60_000
-MAX_BINS = 120
-#: Bin widths tried in order; the first giving at most MAX_BINS bins wins.
-NICE_BINS_MS = tuple(
-    m * MINUTE_MS for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 43200, 525600)
-)
 MISSING = "(missing)"  # label of the empty string (code 0) in breakdowns
 
 Level = Literal["green", "amber", "red", "gray"]
@@ -99,23 +95,6 @@ def level(value: float | None, green: float, amber: float) -> Level:
     return "green" if value <= green else "amber" if value <= amber else "red"
 
 
-def bin_width_ms(span_ms: int) -> int:
-    """Return the first nice bin width that cuts `span_ms` into at most MAX_BINS bins."""
-    for width in NICE_BINS_MS:
-        if span_ms <= width * MAX_BINS:
-            return width
-    return -(-span_ms // MAX_BINS)
-
-
-@dataclass(frozen=True)
-class Bins:
-    """Time bins: `starts` epoch ms of each bin, `width` ms, and each row's bin (-1: outside)."""
-
-    starts: np.ndarray
-    width: int
-    index: np.ndarray
-
-
 def time_bins(ts_ms: np.ndarray, now_ms: int, window_ms: int | None) -> Bins:
     """Cut the range (window start or oldest row) .. (now or newest row) into aligned bins."""
     known = ts_ms[ts_ms >= 0]
@@ -123,21 +102,12 @@ def time_bins(ts_ms: np.ndarray, now_ms: int, window_ms: int | None) -> Bins:
         return Bins(np.empty(0, dtype=np.int64), MINUTE_MS, np.full(len(ts_ms), -1))
     start = int(known.min()) if window_ms is None else now_ms - window_ms
     end = max(now_ms, int(known.max()))
-    width = bin_width_ms(max(end - start, 1))
-    first, last = start // width, end // width
-    index = ts_ms // width - first
-    index[(ts_ms < 0) | (index < 0) | (index > last - first)] = -1
-    starts = (np.arange(first, last + 1, dtype=np.int64)) * width
-    return Bins(starts, width, index)
-
-
-def _to_time(ms: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime(ms, unit="ms", utc=True)
+    return cut(ts_ms, start, end, end - start)
 
 
 def _long(bins: Bins, groups: dict[str, np.ndarray], name: str) -> pd.DataFrame:
     """Lay per-group bin counts out long: time, `name`, count (group blocks in order)."""
-    times = _to_time(bins.starts)
+    times = to_datetime(bins.starts)
     nb = len(times)
     return pd.DataFrame(
         {

@@ -20,13 +20,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.store.rollups import MERCHANT_MINUTES, MINUTE_MS
-from dashboard.views.history import History, sum_by, times
+from dashboard.core.timeunits import DAY_MINUTES, HOUR_MINUTES, MINUTE_MS
+from dashboard.store.buffer import to_datetime
+from dashboard.store.rollups import MERCHANT_MINUTES
+from dashboard.views.history import History, sum_by
 from dashboard.views.transactions import MISSING
 
 TEHRAN_OFFSET_MINUTES = 3 * 60 + 30
-HOUR_MINUTES = 60
-DAY_MINUTES = 1440
 WEEKDAYS = ("Sat", "Sun", "Mon", "Tue", "Wed", "Thu", "Fri")
 _EPOCH_WEEKDAY = 5  # 1970-01-01 was a Thursday: index 5 when Saturday is 0
 #: Parts of the day (Tehran local time): name, first hour, hour after the last.
@@ -63,7 +63,9 @@ def live(ts_ms: np.ndarray, now_ms: int) -> pd.DataFrame:
     index = index[(index >= 0) & (index < nb)]
     count = np.bincount(index, minlength=nb).astype(np.int64)
     peak = (count == count.max()) & (count > 0)
-    return pd.DataFrame({"time": times(np.arange(first, first + nb) * LIVE_BUCKET_MS), "count": count, "peak": peak})
+    return pd.DataFrame(
+        {"time": to_datetime(np.arange(first, first + nb) * LIVE_BUCKET_MS), "count": count, "peak": peak}
+    )
 
 
 def hourly(history: History) -> pd.DataFrame:
@@ -86,7 +88,7 @@ def hourly(history: History) -> pd.DataFrame:
     for lo, hi in zip(starts, [*starts[1:], nb], strict=True):
         best = lo + int(np.argmax(count[lo:hi]))
         peak[best] = count[best] > 0
-    return pd.DataFrame({"time": times(hours * HOUR_MINUTES * MINUTE_MS), "count": count, "peak": peak})
+    return pd.DataFrame({"time": to_datetime(hours * HOUR_MINUTES * MINUTE_MS), "count": count, "peak": peak})
 
 
 def heatmap(history: History) -> pd.DataFrame:
@@ -173,7 +175,7 @@ def jumps(merchants: History, since_minute: int | None, covered_from: int, facto
         jump[:] = False
     out = pd.DataFrame(
         {
-            "window": times(minute[jump] * MINUTE_MS),
+            "window": to_datetime(minute[jump] * MINUTE_MS),
             "merchant_id": np.asarray(merchant.categories, dtype=object)[code[jump]],
             "transactions": count[jump],
             "usual": usual[code[jump]],

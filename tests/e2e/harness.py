@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
+from dashboard.core.timeunits import MINUTE_MS
 from dashboard.store.decode import RawMessage
 from tests import synthetic as syn
 
@@ -44,7 +45,6 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 900}
 START_TIMEOUT = 60.0  # seconds until /_stcore/health answers
 STOP_TIMEOUT = 10.0  # seconds between terminate and kill
-MINUTE_MS = 60_000
 
 # The data set: 6 merchants, about 10 % invalid. "Recent" events lie in the last
 # 3 minutes, "older" ones 7 to 11 minutes back: the 5-minute window holds only the

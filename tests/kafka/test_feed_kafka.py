@@ -2,14 +2,12 @@
 
 Tests marked `kafka` use the shared local broker. The restart test runs its
 own second broker (scripts/local-kafka with another port and state
-directory), so the shared one is never stopped. The first few tests are pure
-(backfill shares, RateWindow, FeedStatus with injected times) and need no
-broker, hence no module-wide mark.
+directory), so the shared one is never stopped. The pure parts of the feed
+(backfill shares, RateWindow, FeedStatus) are tested in tests/unit.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -21,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
@@ -30,10 +27,11 @@ from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from dashboard.core.settings import Settings
 from dashboard.core.validation import check
 from dashboard.feed import transactions as feed_module
-from dashboard.feed.status import FeedStatus, Health, RateWindow
-from dashboard.feed.transactions import Feed, backfill_starts
+from dashboard.feed.status import Health
+from dashboard.feed.transactions import Feed
 from dashboard.store.buffer import ERROR_BITS, Batch, RingBuffer, mask_of
-from dashboard.store.decode import RawMessage, to_batch
+from dashboard.store.decode import RawMessage
+from tests.feed_events import event
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW_MS = int(time.time() * 1000)
@@ -69,44 +67,6 @@ def fast_feed(settings: Settings, capacity: int) -> Feed:
     return Feed(
         settings, RingBuffer(capacity), metadata_interval=0.5, retry_interval=0.5, lag_interval=0.5, probe_interval=0.5
     )
-
-
-def iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
-def event(ts_ms: int, kind: str = "valid") -> bytes:
-    """A transaction whose Kafka timestamp will be `ts_ms`, broken as `kind` says."""
-    ev: dict[str, Any] = {
-        "transaction_id": str(uuid.uuid4()),
-        "timestamp": iso(ts_ms - 500),
-        "customer_id": "cust_7",
-        "merchant_id": "merch_3",
-        "merchant_category": "retail",
-        "payment_method": "pos",
-        "amount": 1000,
-        "location": {"lat": 35.7, "lng": 51.3},
-        "device_info": {},
-        "status": "approved",
-        "commission_type": "flat",
-        "commission_amount": 20,
-        "vat_amount": 90,
-        "total_amount": 1110,
-        "customer_type": "individual",
-        "risk_level": 2,
-        "failure_reason": None,
-    }
-    if kind == "garbage":
-        return b"\x00 not json"
-    if kind == ERR_AMOUNT:
-        ev["total_amount"] = 1111
-    elif kind == ERR_TIME:
-        ev["timestamp"] = iso(ts_ms - 2 * 86_400_000)
-    elif kind == ERR_DEVICE:
-        ev["payment_method"] = "mobile"
-    elif kind == ERR_SCHEMA:
-        ev["risk_level"] = 9
-    return orjson.dumps(ev)
 
 
 @dataclass(frozen=True)
@@ -202,91 +162,6 @@ def feeds() -> Iterator[list[Feed]]:
     yield started
     for feed in started:
         feed.stop()
-
-
-# -- pure parts: no broker -----------------------------------------------------------
-def test_backfill_shares_are_proportional_and_fill_the_capacity_exactly() -> None:
-    marks = {0: (0, 500), 1: (10, 311), 2: (5, 104)}  # 500, 301, 99 messages
-    assert backfill_starts(marks, 200) == {0: 389, 1: 311 - 67, 2: 104 - 22}  # 111 + 67 + 22
-    assert backfill_starts(marks, 900) == {0: 0, 1: 10, 2: 5}  # everything fits
-    assert backfill_starts({0: (0, 1000), 1: (0, 0)}, 10) == {0: 990, 1: 0}
-    assert backfill_starts({}, 10) == {}
-
-
-def test_rate_window_edges() -> None:
-    rate = RateWindow(10.0)
-    rate.add(50, 100.0)
-    rate.add(30, 105.0)
-    assert rate.rate(105.0) == 8.0
-    assert rate.rate(109.999) == 8.0
-    assert rate.rate(110.0) == 3.0  # the event at 100.0 left the window (now - 10, now]
-    assert rate.rate(115.0) == 0.0
-
-
-def test_feed_status_states_and_messages() -> None:
-    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    h = status.health(100.0, broker_down=False)
-    assert (h.state, h.message) == ("connecting", "connecting to kafka:9092")
-    assert h.stale and h.last_message_age is None and h.total_lag is None and h.ingest_lag is None
-    h = status.health(100.0, broker_down=True)
-    assert (h.state, h.message) == ("down", "no broker at kafka:9092, retrying")
-    status.answered()
-    h = status.health(100.0, broker_down=False)
-    assert (h.state, h.message) == ("connected", "connected to kafka:9092; waiting for topic tx")
-    status.assigned({0: 5, 1: 0}, {0: 10})
-    h = status.health(100.0, broker_down=False)
-    assert h.message == "reading 2 partitions of tx at kafka:9092" and h.topic_found and h.partitions == 2
-    assert status.health(100.0, broker_down=True).state == "down"
-    status.crashed("ValueError: boom")
-    h = status.health(100.0, broker_down=False)
-    assert (h.state, h.message) == ("down", "feed stopped: ValueError: boom")
-
-
-def test_feed_status_lag_counts_ages_and_staleness() -> None:
-    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    status.assigned({0: 5, 1: 0}, {0: 10})
-    assert dict(status.health(0.0, False).lag) == {0: 5}  # partition 1: no watermark yet
-    status.highs({1: 3, 7: 99})  # 7 is not assigned: ignored
-    assert dict(status.health(0.0, False).lag) == {0: 5, 1: 3}
-    kinds = ["valid", ERR_AMOUNT, ERR_DEVICE, "garbage"]
-    raws = [RawMessage(event(NOW_MS + i, kinds[i]), NOW_MS + i, 0, 5 + i) for i in range(4)]
-    status.appended(to_batch(raws), {0: 9, 7: 1}, now=100.0)
-    status.appended(to_batch(raws[:2]), {1: 12}, now=105.0)  # past the high watermark: lag 0, not -9
-    h = status.health(110.0, False)
-    assert dict(h.lag) == {0: 1, 1: 0}
-    assert h.messages_total == 6 and h.invalid_total == 4
-    assert dict(h.invalid_counts) == {ERR_AMOUNT: 2, ERR_TIME: 0, ERR_DEVICE: 1, ERR_SCHEMA: 1}
-    assert h.messages_per_second == 0.2  # the first batch (t=100) left the window (100, 110]
-    assert h.newest_kafka_ts_ms == NOW_MS + 3
-    assert h.newest_kafka_age == pytest.approx(110.0 - (NOW_MS + 3) / 1000)
-    assert h.last_message_age == 5.0 and not h.stale
-    assert not status.health(115.0, False).stale  # exactly stale_seconds: not yet
-    assert status.health(115.001, False).stale
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        h.state = "down"  # type: ignore[misc]
-    status.assigned({}, {})  # the topic disappeared
-    h = status.health(120.0, False)
-    assert not h.topic_found and h.partitions == 0 and h.total_lag is None
-
-
-def test_feed_status_loop_age_counts_from_the_last_beat() -> None:
-    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    assert status.health(5.0, False).loop_age is None  # the loop has not gone round yet
-    status.beat(100.0)
-    assert status.health(100.0, False).loop_age == 0.0
-    assert status.health(112.5, False).loop_age == 12.5
-    status.beat(113.0)
-    assert status.health(112.0, False).loop_age == 0.0  # a clock step back is no negative age
-
-
-def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:
-    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    assert status.error("Broker: Unknown topic", 1.0)
-    assert not status.error("Broker: Unknown topic", 2.0)
-    h = status.health(3.0, False)
-    assert (h.last_error, h.last_error_at) == ("Broker: Unknown topic", 2.0)
-    status.appended(to_batch([RawMessage(event(NOW_MS), NOW_MS)]), {}, now=4.0)
-    assert status.error("Broker: Unknown topic", 5.0)
 
 
 # -- the shared broker ----------------------------------------------------------------

@@ -23,13 +23,13 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Message, TopicParti
 
 from dashboard.core.schema import ERR_TIME, INJECTED_HEADER
 from dashboard.core.settings import Settings
+from dashboard.core.timeunits import DAY_MS
 from dashboard.core.validation import check
 from dashboard.kafka.admin import delete_topics, ensure_topics, message_count, watermarks
 
 pytestmark = pytest.mark.kafka
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DAY_MS = 86_400_000
 SUMMARY = re.compile(
     r"pulse: produced (\d+) \(history (\d+), live (\d+)\), delivered (\d+), failed (\d+), undelivered (\d+), "
     r"injected (\d+)"

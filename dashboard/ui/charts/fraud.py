@@ -1,7 +1,7 @@
-"""Altair chart builders of the Fraud page: alerts per rule over time, the map behind geographical alerts.
+"""Altair charts of the Fraud page: alerts per rule over time, and the map of geographical alerts.
 
-Pure functions of the small frames of `dashboard.views.fraud`; customer and
-transaction ids reach the browser only as chart data.
+Each takes a small frame from `dashboard.views.fraud`; text from messages
+(customer and transaction ids) reaches the browser only as chart data.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.store.rollups import MINUTE_MS, Rollups
+from dashboard.core.timeunits import MINUTE_MS
+from dashboard.store.rollups import Rollups
 from dashboard.views import history, volume
 from dashboard.views.filters import Filters
 from tests import insight_data as data

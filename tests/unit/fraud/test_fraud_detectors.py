@@ -16,7 +16,6 @@ from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_TIME, FRAUD_AMOUNT
 from dashboard.core.settings import Settings
 from dashboard.core.validation import Transaction, check, decode_plain
 from dashboard.fraud import (
-    EARTH_RADIUS_KM,
     Alert,
     AmountDetector,
     FraudDetector,
@@ -28,6 +27,7 @@ from dashboard.fraud import (
     haversine_km,
     plain_input,
 )
+from dashboard.fraud.rules import EARTH_RADIUS_KM
 from dashboard.pulse.batch import FraudLabel, Message
 from dashboard.pulse.events import Streams, history, make_factory
 from dashboard.pulse.model import Population

@@ -12,7 +12,7 @@ from dashboard.core.schema import ERROR_CODES, RULE_EXPLANATIONS
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
 from dashboard.ui import format as fmt
-from dashboard.views import health
+from dashboard.views import health, timebins
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import Filters
 from tests import synthetic as syn
@@ -115,7 +115,7 @@ def test_rate_series_matches_pandas(filters: Filters) -> None:
     frame, ref = selected(filters)
     series = analytics.rate_series(frame, NOW, filters.window_ms)
     width = int((series["time"].iloc[1] - series["time"].iloc[0]).total_seconds() * 1000)
-    assert len(series) <= 2 * (analytics.MAX_BINS + 1)
+    assert len(series) <= 2 * (timebins.MAX_BINS + 1)
     assert series["count"].sum() == len(ref)
     for validity, rows in (("valid", ref[ref["valid"]]), ("invalid", ref[~ref["valid"]])):
         expected = rows.groupby(floor_bins(rows, width)).size()
@@ -161,7 +161,7 @@ def test_invalid_share_series() -> None:
     [(1, 60_000), (120 * 60_000, 60_000), (120 * 60_000 + 1, 120_000), (7 * 86_400_000, 2 * 3_600_000)],
 )
 def test_bin_width(span_ms: int, width_ms: int) -> None:
-    assert analytics.bin_width_ms(span_ms) == width_ms
+    assert timebins.bin_width_ms(span_ms) == width_ms
 
 
 def test_time_bins_ignore_unknown_and_out_of_window_rows() -> None:

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from dashboard.core.settings import Settings
+from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
 from dashboard.feed.transactions import Feed
 from dashboard.store.buffer import CATEGORICAL, NUMERIC, Batch, RingBuffer
 from dashboard.store.decode import to_batch
-from dashboard.store.rollups import COMPACT_MIN_IDS, DAY_MINUTES, FUTURE_MINUTES, MINUTE_MS, Rollups
+from dashboard.store.rollups import COMPACT_MIN_IDS, FUTURE_MINUTES, Rollups
 from dashboard.views import history
 from dashboard.views.filters import Filters
 from tests import insight_data as data

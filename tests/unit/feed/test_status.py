@@ -1,0 +1,91 @@
+"""The feed's status figures, with injected times: states, lag, counts, rates, staleness. No broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
+from dashboard.feed.status import FeedStatus, RateWindow
+from dashboard.store.decode import RawMessage, to_batch
+from tests.feed_events import event
+
+NOW_MS = int(time.time() * 1000)
+
+
+def test_rate_window_edges() -> None:
+    rate = RateWindow(10.0)
+    rate.add(50, 100.0)
+    rate.add(30, 105.0)
+    assert rate.rate(105.0) == 8.0
+    assert rate.rate(109.999) == 8.0
+    assert rate.rate(110.0) == 3.0  # the event at 100.0 left the window (now - 10, now]
+    assert rate.rate(115.0) == 0.0
+
+
+def test_feed_status_states_and_messages() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    h = status.health(100.0, broker_down=False)
+    assert (h.state, h.message) == ("connecting", "connecting to kafka:9092")
+    assert h.stale and h.last_message_age is None and h.total_lag is None and h.ingest_lag is None
+    h = status.health(100.0, broker_down=True)
+    assert (h.state, h.message) == ("down", "no broker at kafka:9092, retrying")
+    status.answered()
+    h = status.health(100.0, broker_down=False)
+    assert (h.state, h.message) == ("connected", "connected to kafka:9092; waiting for topic tx")
+    status.assigned({0: 5, 1: 0}, {0: 10})
+    h = status.health(100.0, broker_down=False)
+    assert h.message == "reading 2 partitions of tx at kafka:9092" and h.topic_found and h.partitions == 2
+    assert status.health(100.0, broker_down=True).state == "down"
+    status.crashed("ValueError: boom")
+    h = status.health(100.0, broker_down=False)
+    assert (h.state, h.message) == ("down", "feed stopped: ValueError: boom")
+
+
+def test_feed_status_lag_counts_ages_and_staleness() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    status.assigned({0: 5, 1: 0}, {0: 10})
+    assert dict(status.health(0.0, False).lag) == {0: 5}  # partition 1: no watermark yet
+    status.highs({1: 3, 7: 99})  # 7 is not assigned: ignored
+    assert dict(status.health(0.0, False).lag) == {0: 5, 1: 3}
+    kinds = ["valid", ERR_AMOUNT, ERR_DEVICE, "garbage"]
+    raws = [RawMessage(event(NOW_MS + i, kinds[i]), NOW_MS + i, 0, 5 + i) for i in range(4)]
+    status.appended(to_batch(raws), {0: 9, 7: 1}, now=100.0)
+    status.appended(to_batch(raws[:2]), {1: 12}, now=105.0)  # past the high watermark: lag 0, not -9
+    h = status.health(110.0, False)
+    assert dict(h.lag) == {0: 1, 1: 0}
+    assert h.messages_total == 6 and h.invalid_total == 4
+    assert dict(h.invalid_counts) == {ERR_AMOUNT: 2, ERR_TIME: 0, ERR_DEVICE: 1, ERR_SCHEMA: 1}
+    assert h.messages_per_second == 0.2  # the first batch (t=100) left the window (100, 110]
+    assert h.newest_kafka_ts_ms == NOW_MS + 3
+    assert h.newest_kafka_age == pytest.approx(110.0 - (NOW_MS + 3) / 1000)
+    assert h.last_message_age == 5.0 and not h.stale
+    assert not status.health(115.0, False).stale  # exactly stale_seconds: not yet
+    assert status.health(115.001, False).stale
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        h.state = "down"  # type: ignore[misc]
+    status.assigned({}, {})  # the topic disappeared
+    h = status.health(120.0, False)
+    assert not h.topic_found and h.partitions == 0 and h.total_lag is None
+
+
+def test_feed_status_loop_age_counts_from_the_last_beat() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    assert status.health(5.0, False).loop_age is None  # the loop has not gone round yet
+    status.beat(100.0)
+    assert status.health(100.0, False).loop_age == 0.0
+    assert status.health(112.5, False).loop_age == 12.5
+    status.beat(113.0)
+    assert status.health(112.0, False).loop_age == 0.0  # a clock step back is no negative age
+
+
+def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    assert status.error("Broker: Unknown topic", 1.0)
+    assert not status.error("Broker: Unknown topic", 2.0)
+    h = status.health(3.0, False)
+    assert (h.last_error, h.last_error_at) == ("Broker: Unknown topic", 2.0)
+    status.appended(to_batch([RawMessage(event(NOW_MS), NOW_MS)]), {}, now=4.0)
+    assert status.error("Broker: Unknown topic", 5.0)
