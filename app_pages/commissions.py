@@ -76,9 +76,7 @@ def body(sel: shell.Selection) -> None:
     with right:
         st.subheader("Top merchants per 5-minute window")
         leaders = commissions.top_by_window(windows, TOP, WINDOWS)
-        st.dataframe(
-            leaders, hide_index=True, column_config=TABLE_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT if kiosk else 390
-        )
+        st.dataframe(leaders, hide_index=True, column_config=TABLE_COLUMNS, height=shell.table_height(ctx.display, 390))
         st.caption(f"The latest {WINDOWS} windows (event time) with commission, top {TOP} of each, from the rollups.")
     if (note := history.caption(by_merchant, "the merchant tables")) is not None:
         st.caption(note)

@@ -73,6 +73,6 @@ def body(sel: shell.Selection) -> None:
     st.subheader("By customer type")
     st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
     st.subheader(f"The {TOP} most active customers")
-    height = shell.KIOSK_TABLE_HEIGHT if kiosk else "auto"
+    height = shell.table_height(ctx.display)
     top = customers.top_customers(frame, first, TOP)
     st.dataframe(top, hide_index=True, column_config=TABLE_COLUMNS, height=height)

@@ -49,7 +49,7 @@ def fraud() -> None:
     table["evidence"] = [fraud_view.evidence_text(r) for r in latest.to_dict("records")]
     table["transaction_ids"] = [list(ids) for ids in table["transaction_ids"]]
     kiosk = ctx.display.kiosk
-    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT if kiosk else 300)
+    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=shell.table_height(ctx.display, 300))
 
     left, right = st.columns(2)
     with left:

@@ -59,7 +59,7 @@ def validation(sel: shell.Selection) -> None:
     if len(positions):
         table = analytics.feed_table(sel.snapshot.frame(COLUMNS, rows=positions)).drop(columns=["valid"])
         table["reason"] = reasons(sel, positions)
-        height = shell.KIOSK_TABLE_HEIGHT if ctx.display.kiosk else "auto"
+        height = shell.table_height(ctx.display)
         st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS, height=height)
     else:
         st.caption("None in the selection.")

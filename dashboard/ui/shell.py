@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,11 @@ h2, h3 { font-size: clamp(1.3rem, 1.25vw, 3.2rem) !important; padding: 0.3rem 0 
 </style>"""
 #: Height in px of a long table on the wall screen: a header and eight rows.
 KIOSK_TABLE_HEIGHT = 316
+
+
+def table_height(display: Display, desk: int | Literal["auto"] = "auto") -> int | Literal["auto"]:
+    """The height of a long table: KIOSK_TABLE_HEIGHT on the wall screen, `desk` elsewhere."""
+    return KIOSK_TABLE_HEIGHT if display.kiosk else desk
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,7 @@ def test_a_new_alert_shows_as_a_banner_goes_after_alert_seconds_and_never_replay
         shown = next(t for t, n in changes if n > 0)
         gone = next(t for t, n in changes if n == 0 and t > shown)
         print(f"banners on screen for {(gone - shown) / 1000:.1f} s (alert_seconds=8): {changes}")
-        assert 7.0 <= (gone - shown) / 1000 <= 11.0, changes
+        assert 7.0 <= (gone - shown) / 1000 <= 12.0, changes  # 8 s, drawn and cleared on 1 s ticks
         page.reload()
         expect_title(page, "volume")
         time.sleep(4)  # four ticks: old alerts would be back by now
