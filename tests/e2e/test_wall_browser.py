@@ -227,13 +227,14 @@ def test_a_new_alert_shows_as_a_banner_goes_after_alert_seconds_and_never_replay
 
 
 # -- layout --------------------------------------------------------------------------
-def check_layout(page: Page, name: str) -> dict[str, Any]:
-    """Measure a loaded kiosk page and fail on scrolling, cut columns or repeated axis labels."""
+def check_layout(page: Page, name: str, scrolls: bool = False) -> dict[str, Any]:
+    """Measure a loaded page and fail on scrolling (unless it `scrolls`, as a desk page may, downwards only),
+    cut table columns or repeated axis labels."""
     got = page.evaluate(MEASURE)
     sw, cw, sh, ch = got["doc"]
     msw, mcw, msh, mch = got["main"]
-    assert sw <= cw and sh <= ch, f"{name}: the page scrolls {got['doc']}"
-    assert msw <= mcw and msh <= mch, f"{name}: the main area scrolls {got['main']}"
+    assert sw <= cw and msw <= mcw, f"{name}: the page scrolls sideways {got['doc']} {got['main']}"
+    assert scrolls or (sh <= ch and msh <= mch), f"{name}: the page scrolls {got['doc']} {got['main']}"
     for grid in got["grids"]:
         assert grid["scroll"] <= grid["client"] + 1, f"{name}: a table's last column is cut {grid}"
         assert grid["right"] <= got["width"] + 1, f"{name}: a table runs off the screen {grid}"
@@ -267,18 +268,28 @@ def test_every_kiosk_page_fits_the_screen(browser: Browser, wall_app: App, viewp
             screenshot(page, DOCS / shot)
 
 
-def test_time_axes_show_distinct_labels_at_every_window(
+def test_time_axes_show_distinct_labels_and_tables_keep_their_last_column_at_1600px(
     browser: Browser, wall_app: App, e2e_env: dict[str, str]
 ) -> None:
-    """Short windows once showed "00:30 00:30 00:30"; fresh events make sure every window has a chart."""
+    """Short windows once showed "00:30 00:30 00:30"; wide tables once cut their last column at 1600 px.
+
+    At 1600x900 with the sidebar (the narrowest main area): the Overview at three windows, then every page
+    with a wide table. Fresh events make sure every window has a chart.
+    """
     fresh = fraud_patterns(int(time.time() * 1000), "cust_axes_a", "cust_axes_b", seed=3)
     produce(e2e_env["KAFKA_BOOTSTRAP_SERVERS"], e2e_env["TRANSACTIONS_TOPIC"], fresh)
-    with tab(browser, FHD) as page:
+    with tab(browser, {"width": 1600, "height": 900}) as page:
         for window in ("5m", "15m", "1h"):
-            page.goto(url(wall_app, "overview", kiosk="1", window=window))
+            page.goto(url(wall_app, "overview", window=window))
             expect_title(page, "overview")
             labels = page.locator("[data-testid='stVegaLiteChart'] g.role-axis-label text")
             expect(labels.first).to_be_visible(timeout=DEADLINE_MS)
-            axes = check_layout(page, f"overview at {window}")["axes"]
+            axes = check_layout(page, f"overview at {window}", scrolls=True)["axes"]
             print(f"{window}: {axes}")
             assert axes and len(axes[0]) >= 3, f"the rate chart at {window} has a time axis of a few labels: {axes}"
+        for name in ("live_feed", "validation", "fraud", "commissions", "customers", "volume"):
+            page.goto(url(wall_app, name))
+            expect_title(page, name)
+            expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=DEADLINE_MS)
+            wait_charts(page)
+            check_layout(page, f"{name} at 1600 px", scrolls=True)
