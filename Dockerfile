@@ -7,7 +7,8 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY dashboard/ dashboard/
 COPY app_pages/ app_pages/
 COPY app.py .
-COPY .streamlit/ .streamlit/
+# Streamlit's config only: secrets are mounted at run time (docker-compose.yml), never copied in.
+COPY .streamlit/config.toml .streamlit/config.toml
 RUN useradd --create-home --uid 10001 darooghe
 USER darooghe
 EXPOSE 8501

@@ -5,7 +5,6 @@ import streamlit as st
 
 from dashboard.core.schema import FRAUD_EXPLANATIONS, FRAUD_RULES
 from dashboard.ui import shell, widgets
-from dashboard.ui import source as live
 from dashboard.ui.charts import fraud as fraud_charts
 from dashboard.views import fraud as fraud_view
 from dashboard.views import transactions as analytics
@@ -26,7 +25,7 @@ st.title("Fraud")
 
 def fraud() -> None:
     """Everything below the title; refreshed in place."""
-    alerts = live.alert_log(ctx.settings).snapshot()
+    alerts = ctx.alerts()
     sel = shell.select(ctx)
     if sel is not None and sel.count < len(sel.snapshot):
         alerts = fraud_view.restrict_to_rows(alerts, sel.snapshot, sel.mask)

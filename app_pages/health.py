@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.ui import shell, widgets
+from dashboard.ui import auth, shell, widgets
 from dashboard.views import health
 
 PER_ROW = 3
@@ -47,3 +47,5 @@ def panel() -> None:
 
 
 shell.run_live(panel, ctx.display)
+st.subheader("Sign-in")
+st.dataframe(auth.status_table(ctx.person), hide_index=True)  # who and whether; never a secret

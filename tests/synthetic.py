@@ -142,7 +142,7 @@ def buffer_of(evs: Sequence[Event], capacity: int | None = None, chunk: int = 10
 
 def _enum(record: dict[str, Any] | None, name: str, allowed: Sequence[str]) -> str:
     value = record.get(name) if record else None
-    return value if value in allowed else ""
+    return value if isinstance(value, str) and value in allowed else ""
 
 
 def reference(evs: Sequence[Event]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from dashboard.core.access import parse_people
 from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
 
 INIT_MODES = ("flush", "append", "skip")
@@ -118,6 +119,13 @@ class Settings:
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
     stale_seconds: float = _spec(10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale")
+    # Who may look (only when sign-in is configured; see README "Who may look").
+    allowed: tuple[str, ...] = _spec(
+        (), "DASHBOARD_ALLOWED", parse_people, doc="emails and @domains allowed past sign-in (empty: nobody)"
+    )
+    analysts: tuple[str, ...] = _spec(
+        (), "DASHBOARD_ANALYSTS", parse_people, doc="emails and @domains who see customer data unmasked"
+    )
     kafka_extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold secrets
 
     @classmethod
@@ -132,7 +140,9 @@ class Settings:
             text = env[spec.env]
             try:
                 value = spec.kind(text.strip())
-            except ValueError:
+            except ValueError as exc:
+                if spec.kind is parse_people:  # its error names the bad entry
+                    raise SettingsError(f"{spec.env}: {exc}") from None
                 kind = (
                     "a number" if spec.kind is float else "an integer" if spec.kind in (int, _optional_int) else "text"
                 )
@@ -188,5 +198,6 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         rng = (
             "|".join(spec.choices) if spec.choices else (f"{spec.low:g}-{spec.high:g}" if spec.low is not None else "")
         )
-        rows.append((spec.env, str(getattr(defaults, f.name)), rng, spec.doc))
+        default = getattr(defaults, f.name)
+        rows.append((spec.env, ", ".join(default) if isinstance(default, tuple) else str(default), rng, spec.doc))
     return rows

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -160,6 +160,17 @@ def to_datetime(ms: np.ndarray | pd.Series) -> pd.DatetimeIndex:
     values = np.array(ms, dtype=np.int64)  # a copy, whatever array-like came in
     values[values < 0] = np.iinfo(np.int64).min  # the NaT sentinel
     return pd.DatetimeIndex(values.view("datetime64[ms]")).tz_localize("UTC")
+
+
+class BufferView(Protocol):
+    """What readers need of a buffer: its snapshots, size and capacity (a RingBuffer, or a masking view of one)."""
+
+    @property
+    def capacity(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def snapshot(self) -> Snapshot: ...
 
 
 class RingBuffer:

@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.core.access import Access
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
+from dashboard.ui import auth, wall
 from dashboard.ui import source as live
-from dashboard.ui import wall
 from dashboard.views import health
 from dashboard.views import transactions as analytics
 from dashboard.views.filters import (
@@ -67,12 +68,21 @@ def table_height(display: Display, desk: int | Literal["auto"] = "auto") -> int 
 
 @dataclass(frozen=True)
 class Context:
-    """What every page needs: settings, the live source, filters and display options."""
+    """What every page needs: settings, the live source, filters, display options and who is looking.
+
+    `source` is already what `person` may see (masked for viewers, see
+    `dashboard.ui.auth`); fraud alerts come through `alerts()` for the same reason.
+    """
 
     settings: Settings
     source: live.Source
     filters: Filters
     display: Display
+    person: Access
+
+    def alerts(self) -> pd.DataFrame:
+        """The fraud alerts as `person` may see them."""
+        return auth.alerts(live.alert_log(self.settings).snapshot(), self.person)
 
 
 def _natural(value: str) -> tuple[str | int, ...]:
@@ -151,6 +161,7 @@ def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
         st.error("The dashboard cannot start: a setting in the environment is invalid.")
         st.code(str(exc), language=None, wrap_lines=True)
         st.stop()
+    person = auth.gate(settings)  # stops here, before any data is read, unless this person may look
     state = st.session_state
     if any(key not in state for key in WIDGET_KEYS):
         # First run of the session: the URL's view. Later, Streamlit may drop the
@@ -160,7 +171,7 @@ def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
             _seed(*state["f_view"])
         else:
             _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
-    src = live.source(settings)
+    src = auth.guard(live.source(settings), person)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
     display = replace(state["f_display"], refresh_seconds=refresh, paused=paused, kiosk=bool(state.get("f_kiosk")))
     target = {**filters.to_query(), **display.to_query(settings.refresh_seconds)}
@@ -168,10 +179,10 @@ def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
         st.html(KIOSK_CSS)
         pages = pages or {}
         name = next((n for n, page in pages.items() if current is not None and page == current), None)
-        wall.draw(settings, display, pages, name, _full_query(target))
+        wall.draw(settings, display, pages, name, _full_query(target), person)
     _write_query(target)
     state["f_view"] = (filters, display)
-    state["f_context"] = Context(settings, src, filters, display)
+    state["f_context"] = Context(settings, src, filters, display, person)
 
 
 def context() -> Context:

@@ -23,7 +23,7 @@ import streamlit as st
 
 from dashboard.core.settings import Settings
 from dashboard.store.alert_log import AlertLog
-from dashboard.store.buffer import RingBuffer
+from dashboard.store.buffer import BufferView, RingBuffer
 from dashboard.store.rollups import Rollups, RollupSnapshot
 from dashboard.views import history
 
@@ -40,7 +40,8 @@ class Source(Protocol):
     which builds rollups from the buffer for a source without one.
     """
 
-    buffer: RingBuffer
+    @property
+    def buffer(self) -> BufferView: ...
 
     def health(self) -> Any: ...
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.core.access import Access
 from dashboard.core.settings import Settings
+from dashboard.ui import auth
 from dashboard.ui import source as live
 from dashboard.views import wall
 from dashboard.views.filters import Display, Playlist, playlist
@@ -54,10 +56,12 @@ def draw(
     pages: Mapping[str, Any],
     current: str | None,
     query: Mapping[str, str | list[str]],
+    person: Access,
 ) -> None:
     """Draw the wall's parts on a kiosk page: `pages` maps URL names to st.Page objects, `current` is this page's.
 
-    `query` is the URL query every page of the playlist gets (filters and options).
+    `query` is the URL query every page of the playlist gets (filters and options); `person` is who is
+    looking (a banner shows a customer as they may see it).
     """
     st.html(WALL_CSS)
     plan = playlist(display.rotate, pages)
@@ -71,7 +75,7 @@ def draw(
         st.html(PROGRESS_HTML.format(page=current, seconds=display.every))  # a known page name and a number
     if "wall_banners" not in state:  # this screen opens: alerts so far count as shown
         state["wall_banners"] = wall.opened(live.alert_log(settings).total, live.now_ms())
-    _tick(settings, display, plan, pages, current, dict(query))
+    _tick(settings, display, plan, pages, current, dict(query), person)
 
 
 @st.fragment(run_every=TICK_SECONDS)
@@ -82,9 +86,10 @@ def _tick(
     pages: Mapping[str, Any],
     current: str | None,
     query: dict[str, str | list[str]],
+    person: Access,
 ) -> None:
     """Show the banners and sound; move on to the next page when this one's time is up."""
-    _alerts(settings, display)
+    _alerts(settings, display, person)
     if not plan.pages or current is None:
         return
     shown_at = st.session_state["wall_page"][1]
@@ -97,7 +102,7 @@ def _tick(
     st.switch_page(pages[following], query_params=query)
 
 
-def _alerts(settings: Settings, display: Display) -> None:
+def _alerts(settings: Settings, display: Display, person: Access) -> None:
     """Update this screen's banners from the alert log and draw them (newest first)."""
     log = live.alert_log(settings)
     now = live.now_ms()
@@ -109,7 +114,8 @@ def _alerts(settings: Settings, display: Display) -> None:
         for i, shown in enumerate(reversed(banners.shown)):
             with st.container(key=f"wall-alert-{i}"):
                 st.markdown(f"**:material/gpp_maybe: {wall.headline(shown.row, now)}**")  # constants and numbers
-                st.code(wall.customer_text(shown.row.get("customer_id")), language=None)  # message content: as code
+                customer = auth.customer(str(shown.row.get("customer_id", "")), person)  # masked for viewers
+                st.code(wall.customer_text(customer), language=None)  # message content: as code
     if fresh and display.sound:
         # Kept on screen a little longer than a tick, so a tick whose output is lost cannot swallow
         # the tone; a new number per batch of alerts makes a new player, which plays again.

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.core.timeunits import MINUTE_MS
-from dashboard.store.buffer import RingBuffer
+from dashboard.store.buffer import BufferView
 from dashboard.store.rollups import MERCHANT_MINUTES, ROLLUP_DAYS, Rollups, RollupSnapshot
 from dashboard.views.filters import Filters, code_lookup
 from dashboard.views.timebins import Bins, cut
@@ -165,11 +165,11 @@ class _Built:
     appended: int  # buffer.total_appended already rolled up
 
 
-_built: weakref.WeakKeyDictionary[RingBuffer, _Built] = weakref.WeakKeyDictionary()
+_built: weakref.WeakKeyDictionary[BufferView, _Built] = weakref.WeakKeyDictionary()
 _built_lock = threading.Lock()
 
 
-def rollups_of(rollups: Rollups | None, buffer: RingBuffer, clock: Callable[[], float]) -> RollupSnapshot:
+def rollups_of(rollups: Rollups | None, buffer: BufferView, clock: Callable[[], float]) -> RollupSnapshot:
     """Return the snapshot of `rollups`, or (None) of rollups kept from `buffer`'s rows.
 
     The second kind is built once per buffer and then takes only the rows

@@ -81,11 +81,7 @@ def advance(
 
 
 def customer_text(customer_id: object) -> str:
-    """The customer of an alert as this viewer may see it: the id, cut to MAX_CUSTOMER_CHARS.
-
-    The one place a wall banner turns a customer id into text, so that a
-    mask for viewers who may not see ids applies here.
-    """
+    """The customer of an alert as a banner shows it: the id (already masked for viewers), cut to MAX_CUSTOMER_CHARS."""
     text = str(customer_id)
     return text if len(text) <= MAX_CUSTOMER_CHARS else text[: MAX_CUSTOMER_CHARS - 1] + "…"
 

@@ -59,7 +59,7 @@ def test_environment_names_and_topics_are_the_codes(compose: dict[str, Any]) -> 
     known = {row[0] for row in settings_table()}
     for name in ("pulse", "ingest", "dashboard"):
         env = compose["services"][name]["environment"]
-        unknown = set(env) - known
+        unknown = {k for k in set(env) - known if k != "STREAMLIT_SECRETS_FILES"}  # Streamlit's own option
         assert not unknown, f"{name} sets variables the code does not read: {unknown}"
         assert env["TRANSACTIONS_TOPIC"] == TRANSACTIONS_TOPIC
         assert env["ERROR_TOPIC"] == ERROR_TOPIC
@@ -78,3 +78,40 @@ def test_dashboard_port_matches_streamlit_config(compose: dict[str, Any]) -> Non
     assert f"{port}:{port}" in compose["services"]["dashboard"]["ports"]
     assert f"--server.port={port}" in compose["services"]["dashboard"]["command"]
     assert "9000:9000" in compose["services"]["kafdrop"]["ports"]
+
+
+SECRETS_DIR = "/run/secrets/darooghe"
+
+
+def test_dashboard_reads_sign_in_secrets_from_a_read_only_mount(compose: dict[str, Any]) -> None:
+    dashboard = compose["services"]["dashboard"]
+    env = dashboard["environment"]
+    assert env["STREAMLIT_SECRETS_FILES"] == f"{SECRETS_DIR}/secrets.toml"
+    assert dashboard["volumes"] == [f"${{DASHBOARD_SECRETS_DIR:-./secrets}}:{SECRETS_DIR}:ro"]
+    assert (
+        env["DASHBOARD_ALLOWED"] == "${DASHBOARD_ALLOWED:-}" and env["DASHBOARD_ANALYSTS"] == "${DASHBOARD_ANALYSTS:-}"
+    )
+    for name, service in compose["services"].items():  # no secret is passed in the environment
+        for key in service.get("environment", {}):
+            assert (
+                not any(w in key.lower() for w in ("secret", "password", "token")) or key == "STREAMLIT_SECRETS_FILES"
+            )
+        if name != "dashboard":
+            assert not any(SECRETS_DIR in str(v) for v in service.get("volumes", []))
+
+
+def test_the_image_holds_no_secrets() -> None:
+    copies = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert ".streamlit/config.toml" in copies and ".streamlit/" not in copies and "." not in copies
+    assert not any("secret" in c for c in copies)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"secrets", "**/secrets.toml"} <= set(ignored)
+    git_ignored = (ROOT / ".gitignore").read_text().split()
+    assert {"/secrets/*", ".streamlit/secrets.toml"} <= set(git_ignored)
+
+
+def test_stack_passes_the_same_secrets_file() -> None:
+    stack = (ROOT / "scripts" / "stack").read_text()
+    assert 'SECRETS="${DASHBOARD_SECRETS_DIR:-$ROOT/secrets}/secrets.toml"' in stack
+    assert '--secrets.files "$SECRETS"' in stack
+    assert (ROOT / "secrets" / "README.md").exists()
