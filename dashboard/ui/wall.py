@@ -3,9 +3,9 @@
 `draw()` runs from `shell.draw()` in the entrypoint, so on every kiosk page,
 before the page itself. Its fragment ticks every TICK_SECONDS: it shows the
 alerts that are new to this screen (`dashboard.views.wall`) as banners fixed
-over the page, beeps for them when the URL asks (`sound=1`), and switches to
-the playlist's next page when this one has been up `every` seconds, with the
-URL's query (filters and wall options) kept.
+over the page, beeps for them when the URL asks (`sound=1`), and, when this
+page has been up `every` seconds, reruns the app, whose run switches to the
+playlist's next page with the URL's query (filters and wall options) kept.
 
 The CSS and HTML here are constants plus numbers and known page names; an
 alert's customer reaches the page only through `st.code`, its rule and
@@ -71,35 +71,37 @@ def draw(
     state = st.session_state
     if state.get("wall_page", (None,))[0] != current:
         state["wall_page"] = (current, time.monotonic())
+    following = _due(plan, current, display.every)
+    if following is not None:
+        # From the full run, not from the fragment: a switch requested inside a fragment run
+        # now and then left the browser with an empty page and no new run.
+        st.switch_page(pages[following], query_params=dict(query))
     if plan.pages and current is not None:
         st.html(PROGRESS_HTML.format(page=current, seconds=display.every))  # a known page name and a number
     if "wall_banners" not in state:  # this screen opens: alerts so far count as shown
         state["wall_banners"] = wall.opened(live.alert_log(settings).total, live.now_ms())
-    _tick(settings, display, plan, pages, current, dict(query), person)
+    _tick(settings, display, plan, current, person)
+
+
+def _due(plan: Playlist, current: str | None, every: float) -> str | None:
+    """The page to show now when this one has been up `every` seconds, else None (also for a one-page list)."""
+    if not plan.pages or current is None:
+        return None
+    if time.monotonic() - st.session_state["wall_page"][1] < every:
+        return None
+    following = plan.next_after(current)
+    if following == current:
+        st.session_state["wall_page"] = (current, time.monotonic())
+        return None
+    return following
 
 
 @st.fragment(run_every=TICK_SECONDS)
-def _tick(
-    settings: Settings,
-    display: Display,
-    plan: Playlist,
-    pages: Mapping[str, Any],
-    current: str | None,
-    query: dict[str, str | list[str]],
-    person: Access,
-) -> None:
-    """Show the banners and sound; move on to the next page when this one's time is up."""
+def _tick(settings: Settings, display: Display, plan: Playlist, current: str | None, person: Access) -> None:
+    """Show the banners and sound; when this page's time is up, rerun the app, whose run moves to the next page."""
     _alerts(settings, display, person)
-    if not plan.pages or current is None:
-        return
-    shown_at = st.session_state["wall_page"][1]
-    if time.monotonic() - shown_at < display.every:
-        return
-    following = plan.next_after(current)
-    if following is None or following == current:
-        st.session_state["wall_page"] = (current, time.monotonic())
-        return
-    st.switch_page(pages[following], query_params=query)
+    if _due(plan, current, display.every) is not None:
+        st.rerun(scope="app")
 
 
 def _alerts(settings: Settings, display: Display, person: Access) -> None:

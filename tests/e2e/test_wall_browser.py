@@ -148,6 +148,9 @@ def test_playlist_visits_the_listed_pages_in_order_with_the_filters_kept(browser
     playlist = ["overview", "fraud", "volume", "health"]
     query = {"kiosk": "1", "rotate": ",".join(playlist), "every": "5", "window": "15m", "merchant": "merch_1"}
     with tab(browser, FHD) as page:
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text[:300]}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
         page.goto(url(wall_app, "overview", **query))
         expect_title(page, "overview")
         progress = page.locator(".wall-progress")
@@ -158,7 +161,10 @@ def test_playlist_visits_the_listed_pages_in_order_with_the_filters_kept(browser
                 expect_title(page, name, timeout_ms=15_000)
             except AssertionError as exc:
                 seen = page.evaluate("() => window.wallTitles")
-                raise AssertionError(f"{exc}\ntitles so far: {seen}\nurl: {page.url}\n{wall_app.log_tail()}") from None
+                screenshot(page, ARTIFACTS / "wall-playlist-failed.png")
+                raise AssertionError(
+                    f"{exc}\ntitles so far: {seen}\nurl: {page.url}\nconsole: {console}\n{wall_app.log_tail()}"
+                ) from None
             kept = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
             assert kept["window"] == ["15m"] and kept["merchant"] == ["merch_1"], page.url
             assert kept["kiosk"] == ["1"] and kept["rotate"] == [",".join(playlist)] and kept["every"] == ["5"]
