@@ -9,7 +9,7 @@ from dashboard.ui.charts import insights as charts_insights
 from dashboard.views import commissions, history
 from dashboard.views.filters import Filters
 
-COLUMNS = ["amount", "commission_amount", "commission_type", "merchant_id", "merchant_category"]
+COLUMNS = ["amount", "commission_amount", "commission_type", "merchant_id", "merchant_category", "error_mask"]
 WINDOWS = 12  # latest 5-minute windows in the top-merchants table
 TOP = 3
 TABLE_COLUMNS = {
@@ -36,9 +36,17 @@ def body(sel: shell.Selection) -> None:
     commission, amount = float(ratio["commission"].sum()), float(ratio["amount"].sum())
     cols = st.columns(3)
     with cols[0]:
-        widgets.metric("Commission (IRR)", fmt.format_compact(commission), help=f"{commission:,.0f} IRR")
+        widgets.metric(
+            "Commission (IRR)",
+            fmt.format_compact(commission),
+            help=f"{commission:,.0f} IRR. Valid transactions only.",
+        )
     with cols[1]:
-        widgets.metric("Commission ratio", f"{commission / amount:.2%}" if amount else "—", help="Commission / amount.")
+        widgets.metric(
+            "Commission ratio",
+            f"{commission / amount:.2%}" if amount else "—",
+            help="Commission / amount, valid transactions only.",
+        )
     with cols[2]:
         per = commission / max(int(ratio["transactions"].sum()), 1)
         widgets.metric("Per transaction (IRR)", f"{per:,.0f}")
@@ -50,7 +58,7 @@ def body(sel: shell.Selection) -> None:
         st.info("No rolled-up transaction matches the filters in this window.")
     kiosk = ctx.display.kiosk
     if not kiosk:
-        st.caption(history.describe(snap))
+        st.caption(history.describe(snap, ctx.settings.rollup_days))
     if (note := history.caption(past, "the commission chart when merchants are selected")) is not None:
         st.caption(note)
 

@@ -66,8 +66,9 @@ def body(sel: shell.Selection) -> None:
     if not kiosk:
         st.altair_chart(charts[2], width="stretch")
         st.caption(
-            "By event time. A customer is new in the hour they were first seen (in everything the feed has read, "
-            f"up to {ROLLUP_DAYS} days back, whatever the filters) and returning in every later hour."
+            "By event time. A customer is new in the hour they were first seen among the buffered transactions "
+            "(whatever the filters) and returning in every later hour; the per-minute aggregates keep no customers, "
+            "so memory stays independent of how many there are."
         )
 
     st.subheader("By customer type")

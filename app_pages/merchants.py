@@ -51,7 +51,11 @@ def merchants(sel: shell.Selection) -> None:
     with cols[0]:
         widgets.metric("Transactions", f"{c.transactions:,}")
     with cols[1]:
-        widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+        widgets.metric(
+            "Total (IRR)",
+            fmt.format_compact(c.total_amount),
+            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+        )
     with cols[2]:
         widgets.share_counter("Approval rate", c.approval_rate)
     with cols[3]:

@@ -29,9 +29,17 @@ def overview(sel: shell.Selection) -> None:
     with cols[1]:
         widgets.metric("Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered.")
     with cols[2]:
-        widgets.metric("Total (IRR)", fmt.format_compact(c.total_amount), help=f"{c.total_amount:,.0f} IRR")
+        widgets.metric(
+            "Total (IRR)",
+            fmt.format_compact(c.total_amount),
+            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+        )
     with cols[3]:
-        widgets.metric("Average (IRR)", "—" if c.average_amount is None else f"{c.average_amount:,.0f}")
+        widgets.metric(
+            "Average (IRR)",
+            "—" if c.average_amount is None else f"{c.average_amount:,.0f}",
+            help="Average amount of the valid transactions.",
+        )
     with cols[4]:
         widgets.share_counter("Approval rate", c.approval_rate)
     with cols[5]:

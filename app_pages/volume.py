@@ -87,7 +87,9 @@ def body(sel: shell.Selection) -> None:
     else:
         st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
         st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
-    st.caption(history.describe(snap) + " Local times are Tehran's (UTC+03:30, no daylight saving).")
+    st.caption(
+        history.describe(snap, ctx.settings.rollup_days) + " Local times are Tehran's (UTC+03:30, no daylight saving)."
+    )
     if (note := history.caption(past, "the history charts when merchants are selected")) is not None:
         st.caption(note)
 

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.cli import load_settings, setup_logging
 from dashboard.core.settings import Settings
-from dashboard.core.validation import Checked, check
+from dashboard.core.validation import Checked, check, excerpt
 from dashboard.kafka.broker_state import BrokerState
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,11 @@ class Summary:
 def describe(value: bytes | None, checked: Checked) -> str:
     """Return one message as formatted JSON followed by its validation result."""
     try:
+        if value is not None and len(value) > 100_000:
+            raise ValueError("too large to show whole")
         body = orjson.dumps(orjson.loads(value or b""), option=orjson.OPT_INDENT_2).decode()
-    except orjson.JSONDecodeError:
-        body = repr((value or b"")[:200])
+    except (ValueError, TypeError):  # not JSON, too large, or nested too deep to print: escaped text
+        body = excerpt(value, 2000) + (f"\n... [{len(value):,} bytes in all]" if value and len(value) > 2000 else "")
     if checked.valid:
         verdict = "Transaction is valid."
     else:

@@ -40,6 +40,7 @@ def kafka_env(bootstrap: str, unique: Callable[[str], str]) -> Iterator[dict[str
         TRANSACTIONS_TOPIC=unique("test.transactions"),
         ERROR_TOPIC=unique("test.error_logs"),
         FRAUD_TOPIC=unique("test.fraud_alerts"),
+        ROLLUPS_TOPIC=unique("test.rollups"),
         INGEST_GROUP=unique("test.ingest"),
         PYTHONPATH=str(ROOT),
     )

@@ -7,6 +7,7 @@ from typing import Final, Literal, get_args
 TRANSACTIONS_TOPIC: Final = "darooghe.transactions"
 ERROR_TOPIC: Final = "darooghe.error_logs"
 FRAUD_TOPIC: Final = "darooghe.fraud_alerts"
+ROLLUPS_TOPIC: Final = "darooghe.rollups"
 
 # Each enum is defined once, as a Literal type: the msgspec fast path decodes into these
 # types, and the full check and every page use the value tuples derived from them.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dashboard.core.access import parse_people
-from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, TRANSACTIONS_TOPIC
+from dashboard.core.schema import ERROR_TOPIC, FRAUD_TOPIC, ROLLUPS_TOPIC, TRANSACTIONS_TOPIC
 
 INIT_MODES = ("flush", "append", "skip")
 
@@ -81,6 +81,7 @@ class Settings:
     transactions_topic: str = _spec(TRANSACTIONS_TOPIC, "TRANSACTIONS_TOPIC", str, doc="topic of transaction events")
     error_topic: str = _spec(ERROR_TOPIC, "ERROR_TOPIC", str, doc="topic of validation error records")
     fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
+    rollups_topic: str = _spec(ROLLUPS_TOPIC, "ROLLUPS_TOPIC", str, doc="topic of per-minute aggregates")
     topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
     # Pulse generator (names and ranges of the original course generator).
     event_rate: float = _spec(100.0, "EVENT_RATE", float, 10, 1000, doc="average events per minute")
@@ -115,10 +116,28 @@ class Settings:
     fraud_lookback_days: float = _spec(
         7.0, "FRAUD_LOOKBACK_DAYS", float, 0, 60, doc="history replayed to rebuild fraud state"
     )
+    fraud_max_customers: int = _spec(
+        200_000,
+        "FRAUD_MAX_CUSTOMERS",
+        int,
+        100,
+        100_000_000,
+        doc="amount averages kept per partition (least recently seen evicted first)",
+    )
     # Dashboard.
+    rollup_days: float = _spec(
+        8.0, "ROLLUP_DAYS", float, 0.01, 60, doc="days of per-minute aggregates kept (topic retention and history)"
+    )
     buffer_capacity: int = _spec(200_000, "BUFFER_CAPACITY", int, 1000, 20_000_000, doc="transactions kept")
     refresh_seconds: float = _spec(2.0, "REFRESH_SECONDS", float, 0.5, 300, doc="default refresh period")
-    stale_seconds: float = _spec(10.0, "STALE_SECONDS", float, 1, 3600, doc="no message for this long is stale")
+    stale_seconds: float = _spec(
+        10.0,
+        "STALE_SECONDS",
+        float,
+        1,
+        3600,
+        doc="a feed loop without a poll for this long is stale (quiet when caught up)",
+    )
     # Who may look (only when sign-in is configured; see README "Who may look").
     allowed: tuple[str, ...] = _spec(
         (), "DASHBOARD_ALLOWED", parse_people, doc="emails and @domains allowed past sign-in (empty: nobody)"

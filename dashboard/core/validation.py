@@ -10,6 +10,7 @@ both call this module, so the error log and the screen always agree.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct
 
+from dashboard.core.records import INT64_MAX, INT64_MIN, clip, show
 from dashboard.core.schema import (
     AMOUNT_FIELDS,
     ENUM_FIELDS,
@@ -40,6 +42,9 @@ DEFAULT_SKEW_MS = 1_000
 EXCERPT_BYTES = 200
 _EPOCH_MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds, below are seconds
 _AMOUNT_TOLERANCE = 0.01
+#: A numeric string: ASCII digits, an optional sign, at most one decimal point (DATA.md), at most 30 characters.
+NUMERIC_STRING_MAX = 30
+_NUMERIC_STRING = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 Number = int | float
 
@@ -96,33 +101,40 @@ class Checked:
 
 
 def excerpt(value: bytes | None, limit: int = EXCERPT_BYTES) -> str:
-    """Return the first `limit` bytes of a payload as text, undecodable bytes escaped."""
+    """Return the first `limit` bytes of a payload as text, undecodable bytes escaped (at most 4 x `limit` chars)."""
     if not value:
         return ""
     return value[:limit].decode("utf-8", "backslashreplace")
 
 
 def ms_to_iso(ms: int | None) -> str | None:
-    """Format epoch milliseconds as ISO-8601 UTC with a Z suffix (None passes through)."""
+    """Format epoch milliseconds as ISO-8601 UTC with a Z suffix; None for None or a time beyond the calendar."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def parse_timestamp(value: Any) -> int | None:
     """Return epoch milliseconds for an ISO-8601 string or an epoch number, None if unparsable.
 
     A string without a zone is read as UTC; a number is epoch seconds, or epoch
-    milliseconds when above 1e11. Booleans, NaN and infinities are unparsable.
+    milliseconds when above 1e11. Booleans, NaN and infinities are unparsable,
+    and so is any time whose UTC form lies outside the calendar (year 9999 at
+    -14:00, epoch 1e20): a time that cannot be converted cannot be judged.
     """
     if isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.strip().upper())  # RFC 3339 allows a lowercase t and z
-        except ValueError:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            parsed = round(dt.timestamp() * 1000)
+            datetime.fromtimestamp(parsed / 1000, tz=UTC)  # reject times whose UTC form is beyond the calendar
+        except (OverflowError, OSError, ValueError):
             return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return round(dt.timestamp() * 1000)
+        return parsed
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value):
@@ -135,24 +147,36 @@ def parse_timestamp(value: Any) -> int | None:
     return round(ms)
 
 
-def _to_number(value: Any) -> Number | None:
-    """Convert a JSON number or numeric string to a finite non-negative int or float."""
-    if isinstance(value, bool):
-        return None
+def _parse_number(value: Any) -> tuple[Number | None, str]:
+    """Convert a JSON number or numeric string to a finite non-negative int or float; else (None, why).
+
+    A numeric string is ASCII digits with an optional sign and at most one
+    decimal point, at most NUMERIC_STRING_MAX characters (no Persian or
+    full-width digits, underscores or spaces, which Python's int() would
+    accept). Numbers outside the signed 64-bit range are refused, floats too.
+    """
+    if isinstance(value, bool) or value is None:
+        return None, "is not a number"
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                return None
+        if len(value) > NUMERIC_STRING_MAX or _NUMERIC_STRING.fullmatch(value) is None:
+            return None, "is not a plain numeric string"
+        value = int(value) if "." not in value else float(value)
     if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and math.isfinite(value) and value >= 0:
-        return value
-    return None
+        if not INT64_MIN <= value <= INT64_MAX:
+            return None, "is outside the signed 64-bit range"
+        return (value, "") if value >= 0 else (None, "is negative")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None, "is not finite"
+        if not INT64_MIN <= value <= INT64_MAX:
+            return None, "is outside the signed 64-bit range"
+        return (value, "") if value >= 0 else (None, "is negative")
+    return None, "is not a number"
+
+
+def _to_number(value: Any) -> Number | None:
+    """Convert a JSON number or numeric string to a finite non-negative int or float (see `_parse_number`)."""
+    return _parse_number(value)[0]
 
 
 def _to_int(value: Any) -> int | None:
@@ -167,6 +191,13 @@ def _to_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _evidence_value(value: Any) -> str | int | float | None:
+    """A message value as rule evidence: strings clipped, numbers as they are, anything else None."""
+    if isinstance(value, str):
+        return clip(value, 200)
+    return value if isinstance(value, int | float) else None
 
 
 def totals_match(amount: Number, vat: Number, commission: Number, total: Number) -> bool:
@@ -191,7 +222,32 @@ def _schema(field_name: str, message: str, value: bytes | None = None) -> Violat
     evidence: dict[str, Any] = {"field": field_name}
     if value is not None:
         evidence["excerpt"] = excerpt(value)
+        evidence["payload_bytes"] = len(value)
     return Violation(ERR_SCHEMA, message, evidence)
+
+
+def internal_error(exc: BaseException, value: bytes | None) -> Checked:
+    """The judgement of a message whose handling raised `exc` (a bug): one ERR_SCHEMA violation naming it."""
+    try:
+        text = clip(str(exc), 200)
+    except Exception:  # a hostile __str__
+        text = ""
+    name = type(exc).__name__
+    return Checked(
+        None,
+        (
+            Violation(
+                ERR_SCHEMA,
+                f"message could not be judged: {name}: {text}",
+                {
+                    "reason": "internal error",
+                    "exception": name,
+                    "excerpt": excerpt(value),
+                    "payload_bytes": len(value or b""),
+                },
+            ),
+        ),
+    )
 
 
 def check(value: bytes | None, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS) -> Checked:
@@ -209,14 +265,15 @@ def check(value: bytes | None, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        reason = "not UTF-8" if "utf-8" in str(exc).lower() else "not valid JSON"
+        detail = clip(str(exc), 200)
+        reason = "not UTF-8" if "utf-8" in detail.lower() else "not valid JSON"
         return Checked(
             None,
             (
                 Violation(
                     ERR_SCHEMA,
-                    f"payload is {reason}",
-                    {"reason": reason, "excerpt": excerpt(value)},
+                    f"payload is {reason} ({detail})",
+                    {"reason": reason, "excerpt": excerpt(value), "payload_bytes": len(value)},
                 ),
             ),
         )
@@ -227,7 +284,7 @@ def check(value: bytes | None, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
                 Violation(
                     ERR_SCHEMA,
                     "payload is not a JSON object",
-                    {"reason": "not a JSON object", "excerpt": excerpt(value)},
+                    {"reason": "not a JSON object", "excerpt": excerpt(value), "payload_bytes": len(value)},
                 ),
             ),
         )
@@ -261,14 +318,14 @@ def check_record(
             enums[name] = v
         else:
             enums[name] = None
-            violations.append(_schema(name, f"{name} {v!r} is not one of {', '.join(allowed)}", raw))
+            violations.append(_schema(name, f"{name} {show(v)} is not one of {', '.join(allowed)}", raw))
 
     risk = _to_int(get("risk_level"))
     if risk is None or risk not in RISK_LEVELS:
         violations.append(
             _schema(
                 "risk_level",
-                f"risk_level {get('risk_level')!r} is not an integer 1..5",
+                f"risk_level {show(get('risk_level'))} is not an integer 1..5",
                 raw,
             )
         )
@@ -277,11 +334,11 @@ def check_record(
     amounts: dict[str, Number | None] = {}
     for name in AMOUNT_FIELDS:
         v = get(name)
-        number = _to_number(v)
+        number, why = _parse_number(v)
         amounts[name] = number
         if number is None:
-            what = "missing" if v is None else f"{v!r} is not a non-negative number"
-            violations.append(_schema(name, f"{name} is {what}" if v is None else f"{name} {what}", raw))
+            text = f"{name} is missing" if v is None else f"{name} {show(v)} {why}: not a non-negative number"
+            violations.append(_schema(name, text, raw))
 
     amount, vat, commission, total = (amounts[n] for n in AMOUNT_FIELDS)
     if amount is not None and vat is not None and commission is not None and total is not None:
@@ -303,7 +360,7 @@ def check_record(
                 ERR_TIME,
                 "invalid timestamp format",
                 {
-                    "event_timestamp": raw_ts if isinstance(raw_ts, str | int | float) else None,
+                    "event_timestamp": _evidence_value(raw_ts),
                     "ingestion_timestamp": ms_to_iso(ingestion_ms),
                 },
             )
@@ -332,7 +389,7 @@ def check_record(
                 "mobile payment requires device_info.os iOS or Android",
                 {
                     "payment_method": "mobile",
-                    "device_os": os_found if isinstance(os_found, str | None) else repr(os_found),
+                    "device_os": _evidence_value(os_found) if isinstance(os_found, str | None) else show(os_found),
                 },
             )
         )
@@ -370,20 +427,27 @@ _OSES = frozenset(MOBILE_OSES)
 _fromiso = datetime.fromisoformat
 
 
-NonNegative = Annotated[int, Meta(ge=0)]
+NonNegative = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
 
-class _Device(Struct, gc=False):
+# Every struct forbids unknown fields: msgspec skips an unknown field's value
+# without the checks orjson applies (UTF-8, numbers beyond a double), so a
+# message with one takes the full check, and the fast path never passes what
+# the full check refuses. DATA.md's fields are all declared, so real traffic
+# stays on the fast path.
+class _Device(Struct, gc=False, forbid_unknown_fields=True):
     os: str | None = None
+    app_version: str | None = None
+    device_model: str | None = None
 
 
-class _Location(Struct, gc=False):
+class _Location(Struct, gc=False, forbid_unknown_fields=True):
     lat: float
     lng: float
 
 
-class PlainTransaction(Struct, gc=False):
+class PlainTransaction(Struct, gc=False, forbid_unknown_fields=True):
     """A transaction in its plainest valid form, decoded and type-checked in C by msgspec."""
 
     transaction_id: NonEmpty
@@ -419,17 +483,17 @@ def decode_plain(value: bytes, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
     """
     try:
         tx = _decode_plain(value)
-    except (msgspec.DecodeError, RecursionError):
+    except Exception:  # DecodeError, RecursionError, UnicodeDecodeError...: the full check says why
         return None
     if not totals_match(tx.amount, tx.vat_amount, tx.commission_amount, tx.total_amount):
         return None
     try:
         dt = _fromiso(tx.timestamp)
-    except ValueError:
+        if dt.tzinfo is None:
+            return None
+        ts_ms = dt.timestamp() * 1000
+    except (ValueError, OverflowError):
         return None
-    if dt.tzinfo is None:
-        return None
-    ts_ms = dt.timestamp() * 1000
     if not in_time(ts_ms, ingestion_ms, skew_ms):
         return None
     if needs_device(tx.payment_method):
@@ -438,3 +502,26 @@ def decode_plain(value: bytes, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
             return None
     tx.timestamp_ms = round(ts_ms)
     return tx
+
+
+def judge(
+    value: bytes | None, ingestion_ms: int, skew_ms: int = DEFAULT_SKEW_MS
+) -> tuple[PlainTransaction | None, Checked | None]:
+    """Judge one message: (the fast-path transaction, None) when it passes, else (None, the full check).
+
+    The one sequence the worker and the dashboard both use: `decode_plain`,
+    then `check` for whatever it does not pass. Never raises: an unexpected
+    exception (a bug) becomes one ERR_SCHEMA violation naming it
+    (`internal_error`), so no message can stop a reader.
+    """
+    try:
+        if value:
+            tx = _plain(value, ingestion_ms, skew_ms)
+            if tx is not None:
+                return tx, None
+        return None, check(value, ingestion_ms, skew_ms)
+    except Exception as exc:
+        return None, internal_error(exc, value)
+
+
+_plain = decode_plain

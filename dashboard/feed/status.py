@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from dashboard.core.freshness import Verdict, is_stale, verdict
 from dashboard.store.buffer import ERROR_BITS, Batch
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,10 @@ class Health:
     messages_total: int  # messages consumed since start
     ingest_lag: int | None  # the ingest group's committed lag, summed over partitions
     error_records: int | None  # records in the error topic
-    stale: bool  # no message for more than settings.stale_seconds
+    last_poll_age: float | None  # seconds since the feed's loop last polled the broker (None: not yet)
+    freshness: Verdict  # dashboard.core.freshness.verdict: live, quiet, down, behind, stalled...
+    stale: bool  # the figures may be wrong now (down, connecting, behind or stalled; not merely quiet)
     at: float  # when this snapshot was taken
-    loop_age: float | None = None  # seconds since the consumer loop last went round (None: not yet)
 
     @property
     def total_lag(self) -> int | None:
@@ -79,6 +81,7 @@ class FeedStatus:
         self._total = self._invalid_total = 0
         self._invalid = dict.fromkeys(ERROR_BITS, 0)
         self._last_message_at: float | None = None
+        self._last_poll_at: float | None = None
         self._newest_kafka_ms: int | None = None
         self._last_error: str | None = None
         self._last_error_at: float | None = None
@@ -86,12 +89,6 @@ class FeedStatus:
         self._crash: str | None = None
         self._ingest_lag: int | None = None
         self._error_records: int | None = None
-        self._beat_at: float | None = None
-
-    def beat(self, now: float) -> None:
-        """Record that the consumer loop went round (a stalled loop stops beating)."""
-        with self._lock:
-            self._beat_at = now
 
     def answered(self) -> None:
         """Record that the broker answered."""
@@ -104,6 +101,11 @@ class FeedStatus:
             self._last_error, self._last_error_at = text, now
             new, self._repeated_error = self._repeated_error != text, text
             return new
+
+    def polled(self, now: float) -> None:
+        """Record that the feed's loop polled the broker at `now` (a stalled loop stops calling this)."""
+        with self._lock:
+            self._last_poll_at = now
 
     def crashed(self, text: str) -> None:
         """Record that the feed thread died."""
@@ -165,6 +167,8 @@ class FeedStatus:
                 message = f"reading {len(self._positions)} partitions of {self.topic} at {self.bootstrap}"
             lag = {p: max(0, self._highs[p] - pos) for p, pos in self._positions.items() if p in self._highs}
             last_age = None if self._last_message_at is None else max(0.0, now - self._last_message_at)
+            poll_age = None if self._last_poll_at is None else max(0.0, now - self._last_poll_at)
+            fresh = verdict(state, sum(lag.values()) if lag else None, poll_age, last_age, self.stale_seconds)
             return Health(
                 bootstrap=self.bootstrap,
                 topic=self.topic,
@@ -184,9 +188,10 @@ class FeedStatus:
                 messages_total=self._total,
                 ingest_lag=self._ingest_lag,
                 error_records=self._error_records,
-                stale=last_age is None or last_age > self.stale_seconds,
+                last_poll_age=poll_age,
+                freshness=fresh,
+                stale=is_stale(fresh),
                 at=now,
-                loop_age=None if self._beat_at is None else max(0.0, now - self._beat_at),
             )
 
 

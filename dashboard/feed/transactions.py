@@ -1,14 +1,17 @@
 """The dashboard's live feed: one background consumer per server process.
 
-A `Feed` reads every partition of the transactions topic into a `RingBuffer`,
-and every row into its `Rollups` too (per-minute sums kept for days, behind
-the historical charts). It starts with the newest messages that fit the
+A `Feed` reads every partition of the transactions topic into a `RingBuffer`
+(the history charts read the ingest workers' per-minute aggregates instead:
+`dashboard.feed.rollups`). It starts with the newest messages that fit the
 buffer (backfill), then tails the topic. It disturbs nobody: partitions are
 `assign()`ed, the group id is a throwaway one that librdkafka requires, and
 no offset is ever committed. A missing topic or an unreachable broker is a
 state shown in `health()`, never a crash; the feed fills in by itself once
-they appear. It never calls `st.*`: pages read `buffer.snapshot()`,
-`rollups.snapshot()` and `health()`.
+they appear. It never calls `st.*`: pages read `buffer.snapshot()` and `health()`.
+While it catches up a backlog it decodes in slices of SLICE messages and,
+before each, waits (at most MAX_YIELD s) for the page runs under way to finish
+(`store.priority.page_runs`), so a page renders about as fast during catch-up
+as at rest.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
 from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.buffer import Batch, RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
-from dashboard.store.rollups import Rollups
+from dashboard.store.priority import ReaderPriority, page_runs
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
+SLICE = 500  # messages decoded between two looks at page runs under way (a few ms of Python)
+MAX_YIELD = 0.05  # seconds a slice waits at most for page runs to finish: the feed's floor while pages render
 POLL_TIMEOUT = 0.5  # seconds; bounds how late a stop request is seen
 QUERY_TIMEOUT = 2.0  # seconds for a metadata or watermark request
 
@@ -44,8 +49,8 @@ class Feed:
     read from their start; a missing topic or an unreachable broker is retried
     every `retry_interval`), `lag_interval` how often the lag per partition is
     refreshed, `probe_interval` how often the pipeline figures (ingest lag,
-    error-log size) are read. `clock` (epoch seconds) dates the health figures
-    and sets the horizon of `rollups` (default: new Rollups of ROLLUP_DAYS).
+    error-log size) are read. `clock` (epoch seconds) dates the health figures.
+    `priority` holds the page runs the feed yields to.
     """
 
     def __init__(
@@ -58,12 +63,12 @@ class Feed:
         retry_interval: float = 2.0,
         lag_interval: float = 5.0,
         probe_interval: float = 5.0,
-        rollups: Rollups | None = None,
+        priority: ReaderPriority = page_runs,
     ) -> None:
         self.settings = settings
         self.buffer = buffer
-        self.rollups = rollups if rollups is not None else Rollups(clock=clock)
         self.clock = clock
+        self.priority = priority
         self.metadata_interval = metadata_interval
         self.retry_interval = retry_interval
         self.lag_interval = lag_interval
@@ -135,7 +140,6 @@ class Feed:
         try:
             next_meta = next_lag = 0.0
             while not self._stop.is_set():
-                self._status.beat(self.clock())
                 answered = False
                 if time.monotonic() >= next_meta:
                     assigned = self._refresh_assignment(consumer)
@@ -146,12 +150,15 @@ class Feed:
                     next_lag = time.monotonic() + self.lag_interval
                 # Also serves error_cb, so it runs even while nothing is assigned.
                 messages = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                self._status.polled(self.clock())
                 if answered:
                     # Only now: that consume() served the errors queued before
                     # the broker answered, which must not mark it down again.
                     self._mark_up()
-                if messages and self._handle(messages):
-                    next_meta = 0.0  # the topic went away: re-list now
+                for i in range(0, len(messages), SLICE):
+                    self.priority.wait_for_readers(MAX_YIELD)  # pages first (module docstring)
+                    if self._handle(messages[i : i + SLICE]):
+                        next_meta = 0.0  # the topic went away: re-list now
         except Exception as exc:
             logger.exception("feed thread crashed")
             self._status.crashed(f"{type(exc).__name__}: {exc}")
@@ -258,17 +265,9 @@ class Feed:
         if raws:
             batch = self._to_batch(raws)
             self.buffer.append(batch)
-            self._roll_up(batch)
             self._mark_up()
             self._status.appended(batch, nexts, self.clock())
         return topic_gone
-
-    def _roll_up(self, batch: Batch) -> None:
-        """Add the batch to the rollups; a failure (a bug) is logged and costs only the history charts."""
-        try:
-            self.rollups.add(batch)
-        except Exception:
-            logger.exception("rolling up %d rows failed; the history charts miss them", len(batch))
 
     def _to_batch(self, raws: list[RawMessage]) -> Batch:
         """Convert messages to a batch; if that raises, drop only the messages that make it raise.

@@ -30,6 +30,8 @@ from typing import NamedTuple
 from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.geo import GeoDetector, fit_box
 from dashboard.fraud.rules import (
+    AMOUNT_IDLE_MS,
+    AMOUNT_MAX_CUSTOMERS,
     AMOUNT_RATIO,
     GEO_MAX_KM,
     GEO_WINDOW_MS,
@@ -95,10 +97,12 @@ class FraudDetector:
         min_history: int = MIN_HISTORY,
         lateness_ms: int = LATENESS_MS,
         max_kept: int = MAX_KEPT,
+        amount_idle_ms: int = AMOUNT_IDLE_MS,
+        max_customers: int = AMOUNT_MAX_CUSTOMERS,
     ) -> None:
         self.velocity = VelocityDetector(velocity_count, velocity_window_ms, lateness_ms, max_kept)
         self.geo = GeoDetector(geo_km, geo_window_ms, lateness_ms, max_kept)
-        self.amount = AmountDetector(amount_ratio, min_history)
+        self.amount = AmountDetector(amount_ratio, min_history, amount_idle_ms, max_customers)
         # The rules' own windows (which check the arguments) stay empty: both read this one.
         horizon = max(velocity_window_ms, geo_window_ms)
         self.windows: CustomerWindows[_Entry] = CustomerWindows(horizon, lateness_ms, max_kept)
@@ -181,13 +185,18 @@ class FraudDetector:
             # AmountDetector.observe, inlined.
             stats = self._stats.get(customer)
             if stats is None:
-                self._stats[customer] = [1, amount]
+                self.amount.add(customer, amount, t)
             else:
-                count, total = stats
+                count, total, last = stats
                 if count >= self._min_history and amount * count > self._ratio * total:
                     alerts.append(self.amount.alert(customer, tid, t, amount, count, total))
                 stats[0] = count + 1
                 stats[1] = total + amount
+                if t > last:
+                    stats[2] = t
+                self._stats.move_to_end(customer)
+            if t >= self.amount.due:  # at most once per EVICT_EVERY_MS of event time
+                self.amount.evict(t)
         return alerts
 
     @property

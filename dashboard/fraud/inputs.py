@@ -4,9 +4,12 @@ A transaction feeds the detectors when its transaction_id, customer_id,
 timestamp and amount decoded, and its timestamp passed the time rule: the
 detectors work in event time, and an ERR_TIME timestamp (hours in the future,
 days in the past) would either be refused as too late or, worse, push the
-customer's clock hours ahead. Other broken rules do not matter here: an
-ERR_AMOUNT total or an ERR_DEVICE device says nothing against the amount,
-time and place of a payment, and fraudsters' payments are often malformed.
+customer's clock hours ahead. Other broken rules do not keep it from the
+velocity and geo rules: an ERR_AMOUNT total or an ERR_DEVICE device says
+nothing against the time and place of a payment, and fraudsters' payments
+are often malformed. But only a valid transaction's amount is trusted: an
+invalid one neither raises nor feeds the amount-anomaly rule, so no single
+message (1.8e19 IRR, say) can blind that rule for a customer.
 Status does not matter either: declined attempts count (card testing is a
 velocity pattern).
 """
@@ -25,12 +28,12 @@ class FraudInput(NamedTuple):
     transaction_id: str
     customer_id: str
     timestamp_ms: int
-    amount: int | float
+    amount: int | float | None
     lat: float | None = None
     lng: float | None = None
 
 
-def detector_input(checked: Checked) -> Transaction | None:
+def detector_input(checked: Checked) -> Transaction | FraudInput | None:
     """The transaction of a full `check` result if it may feed the detectors (see module docstring), else None."""
     tx = checked.transaction
     if tx is None or tx.transaction_id is None or tx.customer_id is None:
@@ -39,6 +42,8 @@ def detector_input(checked: Checked) -> Transaction | None:
         return None
     if any(v.code == ERR_TIME for v in checked.violations):
         return None
+    if checked.violations:  # invalid: its amount is not trusted (see the module docstring)
+        return FraudInput(tx.transaction_id, tx.customer_id, tx.timestamp_ms, None, tx.lat, tx.lng)
     return tx
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-import orjson
-
+from dashboard.core.records import encode_record
 from dashboard.core.validation import ms_to_iso
 
 #: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
@@ -23,6 +22,10 @@ GEO_WINDOW_MS: Final = 300_000
 #: Amount anomaly: amount > AMOUNT_RATIO x the average of at least MIN_HISTORY earlier transactions.
 AMOUNT_RATIO: Final = 10
 MIN_HISTORY: Final = 5
+#: The amount rule forgets a customer unseen for this long (event time; the worker sets FRAUD_LOOKBACK_DAYS)...
+AMOUNT_IDLE_MS: Final = 7 * 86_400_000
+#: ...and keeps at most this many customers per detector, least recently seen evicted first (FRAUD_MAX_CUSTOMERS).
+AMOUNT_MAX_CUSTOMERS: Final = 200_000
 #: How much older than the customer's newest event an event may be and still join the windows.
 LATENESS_MS: Final = 60_000
 #: Most events kept per customer and window (a bot's flood cannot grow the state without bound).
@@ -79,6 +82,7 @@ class Alert:
         """The darooghe.fraud_alerts record: the fields above, `event_time` in ISO-8601 UTC, and `source`.
 
         `source` names the message that raised the alert (topic, partition, offset, timestamp).
+        At most 64 KB: hostile ids are clamped (`dashboard.core.records`).
         """
         record: dict[str, Any] = {
             "rule": self.rule,
@@ -90,4 +94,4 @@ class Alert:
         }
         if source is not None:
             record["source"] = source
-        return orjson.dumps(record)
+        return encode_record(record)

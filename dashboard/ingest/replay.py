@@ -6,7 +6,13 @@ partition (start, restart, rebalance) or must re-read an aborted transaction,
 the partition's detector is rebuilt by replaying its recent history (the
 lookback, default 7 days, by Kafka timestamp) up to the offset where
 processing resumes, without emitting alerts: those were written, exactly once,
-by whoever processed that history. Replaying the same input therefore gives
+by whoever processed that history. A message it cannot judge (a bug: judging
+never raises on bad input) is skipped, with one log line per rebuild.
+
+The rebuild runs inside the worker's assign callback (and after an abort),
+where the worker does not poll: its deadline is a third of
+max.poll.interval.ms (`rebuild_deadline`), so it never evicts the worker
+from its group; a rebuild cut short is logged. Replaying the same input therefore gives
 the same alerts, as long as no customer's history reaches further back than
 the lookback (the amount rule's averages then start later).
 """
@@ -22,10 +28,23 @@ from typing import cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.core.timeunits import DAY_MS
 from dashboard.fraud import FraudDetector
 from dashboard.ingest.transform import observe
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
+
+
+def rebuild_deadline(settings: Settings) -> float:
+    """Seconds a rebuild may take: a third of the consumer's max.poll.interval.ms (well under it)."""
+    configured = dict(settings.kafka_extra).get("max.poll.interval.ms")
+    try:
+        interval_ms = int(configured) if configured is not None else DEFAULT_MAX_POLL_INTERVAL_MS
+    except ValueError:
+        interval_ms = DEFAULT_MAX_POLL_INTERVAL_MS
+    return interval_ms / 1000 / 3
 
 
 class PartitionDetectors:
@@ -33,7 +52,14 @@ class PartitionDetectors:
 
     def __init__(self, settings: Settings, make: Callable[[], FraudDetector] | None = None) -> None:
         self.settings = settings
-        self.make = make or (lambda: FraudDetector(min_history=settings.fraud_min_history))
+        self.make = make or (
+            lambda: FraudDetector(
+                min_history=settings.fraud_min_history,
+                # A customer unseen for the lookback is forgotten: a replay after a restart would not see them either.
+                amount_idle_ms=int(settings.fraud_lookback_days * DAY_MS),
+                max_customers=settings.fraud_max_customers,
+            )
+        )
         self.by_partition: dict[int, FraudDetector] = {}
 
     def get(self, partition: int) -> FraudDetector:
@@ -71,9 +97,10 @@ class PartitionDetectors:
             )
         )
         started = time.monotonic()
-        replayed = 0
+        replayed = skipped = 0
+        first_skipped: tuple[int, int, str] | None = None
         try:
-            since = now_ms - int(s.fraud_lookback_days * 86_400_000)
+            since = now_ms - int(s.fraud_lookback_days * DAY_MS)
             starts = consumer.offsets_for_times([TopicPartition(topic, p, since) for p in todo], timeout=30)
             # The first offset at or after `since`; negative when no message is that recent.
             assign = [
@@ -82,7 +109,7 @@ class PartitionDetectors:
             consumer.assign(assign)
             remaining = {tp.partition for tp in assign}
             skew = s.time_skew_ms
-            deadline = time.monotonic() + 300
+            deadline = started + rebuild_deadline(s)
             while remaining and time.monotonic() < deadline:
                 for msg in consumer.consume(5000, 1.0):
                     p = cast(int, msg.partition())
@@ -97,12 +124,27 @@ class PartitionDetectors:
                     if offset >= todo[p]:
                         remaining.discard(p)
                         continue
-                    observe(self.by_partition[p], msg.value(), msg.timestamp()[1], skew)
-                    replayed += 1
+                    try:
+                        observe(self.by_partition[p], msg.value(), msg.timestamp()[1], skew)
+                        replayed += 1
+                    except Exception as exc:  # a bug: skip the message, say so once below
+                        skipped += 1
+                        if first_skipped is None:
+                            first_skipped = (p, offset, f"{type(exc).__name__}: {exc}"[:200])
                     if offset + 1 >= todo[p]:
                         remaining.discard(p)
             if remaining:
-                logger.warning("fraud state of partitions %s rebuilt only partly (timeout)", sorted(remaining))
+                logger.warning("fraud state of partitions %s rebuilt only partly (deadline)", sorted(remaining))
+            if first_skipped is not None:
+                sp, so, text = first_skipped
+                logger.warning(
+                    "fraud state rebuild skipped %d messages it could not judge, the first at %s [%d] offset %d (%s)",
+                    skipped,
+                    topic,
+                    sp,
+                    so,
+                    text,
+                )
         finally:
             consumer.close()
         logger.info(

@@ -2,17 +2,35 @@
 
 Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
 of at most TXN_MAX_SECONDS or TXN_MAX_MESSAGES: the error records produced to
-darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, and
-the consumer group's new offsets
-(`send_offsets_to_transaction`) commit or abort together. A worker killed at
-any moment leaves either a whole transaction (records and offsets) or none of
-it; its successor re-reads from the last committed offsets. On a rebalance
-the open transaction is committed in the revoke callback, before the
-partitions move. Readers of the error log must use
+darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, the
+per-minute aggregates produced to darooghe.rollups (`dashboard.store.aggregate`),
+and the consumer group's new offsets (`send_offsets_to_transaction`) commit or
+abort together, and an offset is only ever committed with every output of the
+messages it covers. A worker killed at any moment leaves either a whole
+transaction (records and offsets) or none of it; its successor re-reads from
+the last committed offsets. Readers of the error log must use
 `isolation.level=read_committed` to see only committed records.
 
+Every message gets a judgement: `transform` cannot raise, so no message stops
+the worker. Outside per-message handling, librdkafka's error classes decide
+(as quix-streams' `_retry_transaction_op`):
+- retriable: retry with a bound (RETRY_ATTEMPTS within RETRY_SECONDS; within
+  REVOKE_RETRY_SECONDS inside the revoke callback, where the rebalance waits);
+- `txn_requires_abort()`: abort, rewind to the committed offsets (rebuilding
+  the fraud state to there) and go on; MAX_ABORTS_IN_A_ROW aborts of the same
+  work mean a record the cluster keeps rejecting: the worker stops rather
+  than drop it;
+- fatal, exhausted or unexpected: abort the open transaction and raise
+  `WorkerError` (the entry point prints one line and exits 1).
+On a clean stop (signal, --until-idle) the open transaction is committed. On a
+rebalance it is committed in the revoke callback, before the partitions move;
+on a lost assignment (`on_lost`: the group moved on without us) it is aborted,
+never committed, and the lost partitions' state is dropped.
+
 Consumers in group `darooghe-ingest` split the partitions, so workers scale
-out; each holds its own transactional id.
+out; each holds its own transactional id. A stable --transactional-id is also
+the consumer's `group.instance.id` (static membership), so a restarted worker
+takes its partitions back at once instead of after the session timeout.
 """
 
 from __future__ import annotations
@@ -30,17 +48,27 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from dashboard.core.settings import Settings
 from dashboard.ingest.replay import PartitionDetectors
-from dashboard.ingest.transform import Source, error_records, observe
+from dashboard.ingest.transform import transform
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
+from dashboard.store.aggregate import MinuteAggregator
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
-POLL_TIMEOUT = 0.5
+POLL_TIMEOUT = 0.2  # seconds consume() waits when the stream trickles: part of an error record's latency
 REPORT_EVERY = 5.0
 TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long...
 TXN_MAX_MESSAGES = 50_000  # ...or this many messages: commits cost ~10 ms each
+RETRY_ATTEMPTS = 5  # tries of a transactional call that fails with a retriable error...
+RETRY_SECONDS = 60.0  # ...within this long (each try gets the time left as its timeout)
+REVOKE_RETRY_SECONDS = 10.0  # the same inside the revoke and lost callbacks: the rebalance waits for us
+MAX_ABORTS_IN_A_ROW = 5  # aborts without a commit between them: something is rejected every time
+DRAIN_CHECK_EVERY = 1.0  # seconds between the --until-idle "drained?" queries
+
+
+class WorkerError(Exception):
+    """The worker cannot go on (fatal Kafka error, exhausted retries, a bug); its open transaction was aborted."""
 
 
 @dataclass
@@ -65,10 +93,10 @@ class Counts:
 
 @dataclass
 class _OpenTxn(Counts):
-    """What the open transaction holds: offsets read and counts, merged into Stats on commit."""
+    """What the open transaction holds: offsets handled and counts, merged into Stats on commit."""
 
     started: float = 0.0
-    last: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
+    last: dict[int, int] = field(default_factory=dict)  # partition -> last offset handled
 
 
 @dataclass
@@ -98,6 +126,42 @@ def transactional_id(settings: Settings, given: str | None) -> str:
     return given or f"{settings.ingest_group}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
+def retry_txn_op(
+    op: Callable[[float], object],
+    what: str,
+    seconds: float,
+    attempts: int = RETRY_ATTEMPTS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] | None = None,
+) -> None:
+    """Call `op(timeout)`; retry a retriable KafkaError at most `attempts` times in all within `seconds`.
+
+    Each try gets the time left as its timeout (at least 1 s). Raises the last
+    KafkaException when it is not retriable, or the bound is reached.
+    """
+    deadline = clock() + seconds
+    backoff = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            op(max(deadline - clock(), 1.0))
+            return
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not err.retriable() or attempt == attempts or clock() + backoff >= deadline:
+                raise
+            logger.warning("%s failed (%s); retry %d of %d", what, err.str(), attempt, attempts - 1)
+            (sleep or time.sleep)(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err = exc.args[0]
+        kind = "fatal" if err.fatal() else "retriable, retries exhausted" if err.retriable() else "not retriable"
+        return f"Kafka error {err.name()} ({kind}): {err.str()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class IngestWorker:
     """Consume transactions, validate them, write error records transactionally."""
 
@@ -112,20 +176,26 @@ class IngestWorker:
     ) -> None:
         self.settings = settings
         self.txn_id = transactional_id(settings, txn_id)
+        self.static_id = txn_id  # group.instance.id: only a stable id makes sense
         self.until_idle = until_idle
         self.stop = stop or threading.Event()
         self.clock = clock
         self.stats = Stats()
         self.state = BrokerState(settings.bootstrap_servers, logger)
-        self._assigned = False
         self._last_data = clock()
+        self._next_drain_check = 0.0
+        self._behind: dict[int, int] = {}
         self._open: _OpenTxn | None = None
+        self._aborts_in_a_row = 0
         self._producer_ref: Producer | None = None
+        self._closing = False  # consumer.close() under way: a late assignment is never read
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
+        self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
+        extra = {"group_instance_id": self.static_id} if self.static_id else {}
         return Consumer(
             self.settings.kafka_config(
                 group_id=self.settings.ingest_group,
@@ -135,6 +205,7 @@ class IngestWorker:
                 fetch_min_bytes=1,
                 queued_max_messages_kbytes=65536,
                 error_cb=self.state.on_error,
+                **extra,
             )
         )
 
@@ -146,13 +217,23 @@ class IngestWorker:
                 linger_ms=5,
                 compression_type="lz4",
                 error_cb=self.state.on_error,
+                on_delivery=self._on_delivery,
+                delivery_report_only_error=True,
             )
         )
 
+    @staticmethod
+    def _on_delivery(err: KafkaError | None, msg: Message) -> None:
+        # A rejected record fails its transaction's commit (abort, re-read); this line says which and why.
+        if err is not None:
+            logger.error("record for %s rejected: %s; its transaction will abort", msg.topic(), err.str())
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned = True
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        if partitions and self.detect_fraud:
+        if partitions and self.detect_fraud and not self._closing:
+            # The rebuild runs here, before any message of these partitions is handled; its
+            # deadline (PartitionDetectors.deadline) stays well under max.poll.interval.ms.
+            # An assignment during close() (members leaving together) is never read: no rebuild.
             committed = consumer.committed(partitions, timeout=30)
             self.detectors.rebuild({tp.partition: tp.offset for tp in committed})
         self._last_data = self.clock()  # idleness counts from the latest assignment
@@ -161,9 +242,27 @@ class IngestWorker:
         # Still a member of the old generation: commit the open transaction now,
         # so the next owner of these partitions starts right after it.
         if self._open is not None and self._producer_ref is not None:
-            self._finish(consumer, self._producer_ref, rewind=False)
+            self._finish(consumer, self._producer_ref, rewind=False, seconds=REVOKE_RETRY_SECONDS)
         self.detectors.drop(p.partition for p in partitions)
+        self.rollup.drop(p.partition for p in partitions)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No longer a member: the offsets of these partitions can no longer be committed,
+        # and records committed without them would be written again by their new owner.
+        lost = sorted(p.partition for p in partitions)
+        logger.warning("lost partitions %s (the group moved on); aborting the open transaction", lost)
+        txn = self._open
+        if txn is not None and self._producer_ref is not None:
+            self._open = None
+            retry_txn_op(self._producer_ref.abort_transaction, "aborting", REVOKE_RETRY_SECONDS)
+            self.rollup.reset()  # the aborted runs never counted; re-reads start new runs
+            self.stats.aborted += 1
+            kept = [p for p in txn.last if p not in lost]
+            if kept:
+                self._rewind(consumer, kept)
+        self.detectors.drop(lost)
+        self.rollup.drop(lost)
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
         """Retry `action` until it succeeds or the worker is stopped; False when stopped."""
@@ -183,23 +282,45 @@ class IngestWorker:
 
     # -- main loop ------------------------------------------------------------
     def run(self) -> Stats:
-        """Process until stopped (or idle for `until_idle` seconds); return the counters."""
+        """Process until stopped (or drained and idle for `until_idle` s); return the counters.
+
+        Raises `WorkerError` (after aborting the open transaction) when it cannot go on.
+        """
         s = self.settings
-        topics = [s.transactions_topic, s.error_topic, s.fraud_topic]
-        if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
-            return self.stats
+        topics = [s.transactions_topic, s.error_topic, s.fraud_topic, s.rollups_topic]
+        try:
+            if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
+                return self.stats
+        except KafkaException as exc:
+            raise WorkerError(_describe(exc)) from exc
         producer = self._producer_ref = self._producer()
         consumer = self._consumer()
         try:
             if not self._wait_for_broker(lambda: producer.init_transactions(10), "initialising transactions"):
                 return self.stats
-            consumer.subscribe([s.transactions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            consumer.subscribe(
+                [s.transactions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            )
             logger.info("ingest worker %s started: %s", self.txn_id, s.describe())
             self._loop(consumer, producer)
+        except KafkaException as exc:
+            raise WorkerError(_describe(exc)) from exc
+        except WorkerError:
+            raise
+        except Exception as exc:  # a bug outside per-message handling: its traceback helps, then one line
+            logger.error("unexpected error outside message handling", exc_info=True)
+            raise WorkerError(_describe(exc)) from exc
         finally:
+            self._close(consumer, producer)
+        return self.stats
+
+    def _close(self, consumer: Consumer, producer: Producer) -> None:
+        self._closing = True
+        try:
             consumer.close()
             producer.flush(10)
-        return self.stats
+        except Exception as exc:  # after a fatal error the clients may refuse; nothing is left to save
+            logger.warning("closing the Kafka clients: %s", _describe(exc))
 
     def _loop(self, consumer: Consumer, producer: Producer) -> None:
         last_report, reported = self.clock(), 0
@@ -221,8 +342,10 @@ class IngestWorker:
                     not msgs or txn.messages >= TXN_MAX_MESSAGES or now - txn.started >= TXN_MAX_SECONDS
                 ):
                     self._finish(consumer, producer, rewind=True)
-                elif not msgs and self._idle_for_long(now):
-                    logger.info("idle for %.1f s, stopping", self.until_idle)
+                elif not msgs and self._idle_and_drained(consumer, now):
+                    logger.info(
+                        "idle for %.1f s and every partition committed up to its end, stopping", self.until_idle
+                    )
                     break
                 if now - last_report >= REPORT_EVERY:
                     rate = (self.stats.messages - reported) / (now - last_report)
@@ -235,9 +358,10 @@ class IngestWorker:
                         self.stats.alerts,
                     )
                     last_report, reported = now, self.stats.messages
-        finally:
-            if self._open is not None:  # stopping: commit what was processed
-                self._finish(consumer, producer, rewind=False)
+            self._finish(consumer, producer, rewind=False)  # a clean stop: commit what was handled
+        except BaseException:
+            self._abort_open(producer)  # never commit on any other exit
+            raise
         logger.info(
             "stopped: %d messages, %d invalid, %d error records, %d fraud alerts %s",
             self.stats.messages,
@@ -248,17 +372,20 @@ class IngestWorker:
         )
 
     def _process(self, producer: Producer, msgs: list[Message], txn: _OpenTxn) -> None:
-        """Validate `msgs`, run the fraud detectors, produce records into the open transaction.
+        """Judge `msgs`, run the fraud detectors, produce records into the open transaction.
 
-        The hot loop: a valid message takes the fast path (decode_plain: typed
-        msgspec decoding) and its partition's detector; only invalid ones pay
-        for the full judgement.
+        The hot loop: `transform` takes a valid message through the fast path
+        and its partition's detector and returns None; only invalid messages
+        and alerts produce. A message's offset is recorded after its records
+        are produced, so an offset never covers a message not handled.
         """
         s = self.settings
-        skew, error_topic, fraud_topic = s.time_skew_ms, s.error_topic, s.fraud_topic
+        skew, topic, error_topic, fraud_topic = s.time_skew_ms, s.transactions_topic, s.error_topic, s.fraud_topic
         last, by_code = txn.last, txn.by_code
         detectors, get_detector = self.detectors.by_partition, self.detectors.get
         fraud = self.detect_fraud
+        produce = self._produce
+        rollup = self.rollup
         n = 0
         for msg in msgs:
             err = msg.error()
@@ -268,28 +395,24 @@ class IngestWorker:
                 continue
             # A message without error has a partition and an offset.
             partition, offset = cast(int, msg.partition()), cast(int, msg.offset())
-            last[partition] = offset
             n += 1
             ts_type, ts = msg.timestamp()
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
                 ts = int(time.time() * 1000)
             detector = (detectors.get(partition) or get_detector(partition)) if fraud else None
-            checked, alerts = observe(detector, msg.value(), ts, skew)
-            if checked is None and not alerts:
-                continue
-            source = Source(s.transactions_topic, partition, offset, ts)
-            if checked is not None:
-                txn.invalid += 1
-                for key, record_value in error_records(checked, source):
-                    self._produce(producer, error_topic, record_value, key)
-                    txn.records += 1
-                for code in checked.codes:
-                    by_code[code] = by_code.get(code, 0) + 1
-            if alerts:
-                src = source.as_dict()
-                for alert in alerts:
-                    self._produce(producer, fraud_topic, alert.to_json(src), alert.customer_id.encode())
-                    txn.alerts += 1
+            out = transform(detector, msg.value(), topic, partition, offset, ts, skew, rollup)
+            if out is not None:
+                if out.codes:
+                    txn.invalid += 1
+                    for code in out.codes:
+                        by_code[code] = by_code.get(code, 0) + 1
+                for key, value in out.errors:
+                    produce(producer, error_topic, value, key)
+                txn.records += len(out.errors)
+                for key, value in out.alerts:
+                    produce(producer, fraud_topic, value, key)
+                txn.alerts += len(out.alerts)
+            last[partition] = offset
         txn.messages += n
 
     @staticmethod
@@ -302,48 +425,112 @@ class IngestWorker:
             except BufferError:
                 producer.poll(0.1)
 
-    def _idle_for_long(self, now: float) -> bool:
-        """True when --until-idle is set and nothing arrived for that long since assignment."""
-        return self.until_idle is not None and self._assigned and now - self._last_data >= self.until_idle
-
-    def _finish(self, consumer: Consumer, producer: Producer, rewind: bool) -> None:
-        """Commit the open transaction with its offsets; after an abort, rewind (if asked) to re-read it."""
-        txn, self._open = self._open, None
-        if txn is None:
-            return
-        topic = self.settings.transactions_topic
-        offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
-        if self._commit(consumer, producer, offsets):
-            self.stats.merge(txn)
-            self.stats.transactions += 1
-            self.stats.last_commit_at = self.clock()
-        elif rewind:
-            self._rewind(consumer, list(txn.last))
-        else:
-            # Stopping or revoked: whoever reads these partitions next rebuilds their fraud state.
-            self.detectors.drop(txn.last)
-
-    def _commit(self, consumer: Consumer, producer: Producer, offsets: list[TopicPartition]) -> bool:
-        """Commit the open transaction with `offsets`; False (after an abort) when it must be retried."""
-        try:
-            if offsets:
-                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+    def _produce_rollups(self, producer: Producer) -> None:
+        """Produce the aggregates of the runs the open transaction changed (cumulative, keyed by run)."""
+        topic = self.settings.rollups_topic
+        for key, value, ts in self.rollup.flush():
             while True:
                 try:
-                    producer.commit_transaction(30)
-                    return True
-                except KafkaException as exc:
-                    if not exc.args[0].retriable():
-                        raise
-                    logger.warning("commit failed (%s), retrying", exc.args[0].str())
+                    producer.produce(topic, value, key, timestamp=ts)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+
+    def _idle_and_drained(self, consumer: Consumer, now: float) -> bool:
+        """True when --until-idle is set, nothing arrived for that long, and the group has drained the topic.
+
+        Drained: the group's committed offset on every partition of the topic
+        reached the high watermark, whoever owns it (a partition still held by
+        a killed member counts as not drained). Assumes the input topic is
+        written without transactions (as Pulse writes it): a transaction
+        marker at a partition's end would hold its committed offset one short.
+        """
+        if self.until_idle is None or now - self._last_data < self.until_idle or now < self._next_drain_check:
+            return False
+        self._next_drain_check = now + DRAIN_CHECK_EVERY
+        topic = self.settings.transactions_topic
+        try:
+            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if meta is None or meta.error is not None:
+                return False
+            parts = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+            behind = {}
+            for tp in consumer.committed(parts, timeout=10):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
+                done = max(tp.offset, low)  # nothing committed (negative): everything from low on is left
+                if done < high:
+                    behind[tp.partition] = high - done
+        except KafkaException as exc:
+            logger.warning("checking whether the topic is drained: %s; retrying", exc.args[0].str())
+            return False
+        if behind and behind != self._behind:
+            logger.info("idle, but the group has not committed %s (partition: messages left); waiting", behind)
+        self._behind = behind
+        return not behind
+
+    def _finish(self, consumer: Consumer, producer: Producer, rewind: bool, seconds: float = RETRY_SECONDS) -> bool:
+        """Commit the open transaction with its offsets; True when committed (or nothing was open).
+
+        When the transaction must be aborted, abort it and, with `rewind`,
+        seek its partitions back to their committed offsets to re-read them
+        (without: stopping or revoked, drop their fraud state). Other errors
+        propagate (the loop aborts and the worker stops).
+        """
+        txn, self._open = self._open, None
+        if txn is None:
+            return True
+        self._open = txn  # still open until committed or aborted: an exception below aborts it
+        topic = self.settings.transactions_topic
+        offsets = [TopicPartition(topic, p, o + 1) for p, o in txn.last.items()]
+        try:
+            self._produce_rollups(producer)
+            if offsets:
+                group = consumer.consumer_group_metadata()
+                retry_txn_op(
+                    lambda t: producer.send_offsets_to_transaction(offsets, group, t), "sending offsets", seconds
+                )
+            retry_txn_op(producer.commit_transaction, "committing", seconds)
         except KafkaException as exc:
             err = exc.args[0]
             if err.fatal() or not err.txn_requires_abort():
                 raise
-            logger.warning("transaction aborted (%s); re-reading the batch", err.str())
-            producer.abort_transaction(30)
+            self._open = None
+            logger.warning("transaction aborted (%s); re-reading its messages", err.str())
+            retry_txn_op(producer.abort_transaction, "aborting", seconds)
+            self.rollup.reset()  # the aborted runs never counted; the re-read starts new runs
             self.stats.aborted += 1
+            self._aborts_in_a_row += 1
+            if self._aborts_in_a_row >= MAX_ABORTS_IN_A_ROW:
+                raise WorkerError(
+                    f"{self._aborts_in_a_row} transactions in a row aborted, the last with {err.str()};"
+                    " stopping rather than dropping records (nothing of them was committed)"
+                ) from exc
+            if rewind:
+                self._rewind(consumer, list(txn.last))
+            else:
+                self.detectors.drop(txn.last)  # whoever reads these partitions next rebuilds their state
             return False
+        self._open = None
+        self._aborts_in_a_row = 0
+        self.stats.merge(txn)
+        self.stats.transactions += 1
+        self.stats.last_commit_at = self.clock()
+        return True
+
+    def _abort_open(self, producer: Producer) -> None:
+        """Abort the open transaction, if any, on the way out; a failure is logged (the broker aborts it later)."""
+        txn, self._open = self._open, None
+        if txn is None:
+            return
+        try:
+            retry_txn_op(producer.abort_transaction, "aborting", REVOKE_RETRY_SECONDS)
+            self.stats.aborted += 1
+            logger.warning("aborted the open transaction (%d messages): none of it is committed", txn.messages)
+        except Exception as exc:
+            logger.warning(
+                "could not abort the open transaction (%s); the broker aborts it after transaction.timeout.ms",
+                _describe(exc),
+            )
 
     def _rewind(self, consumer: Consumer, partitions: list[int]) -> None:
         """Seek `partitions` back to their committed offsets and rebuild their fraud state up to there."""

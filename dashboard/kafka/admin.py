@@ -1,10 +1,17 @@
-"""Topic administration: create missing topics, delete topics, count messages."""
+"""Topic administration: create missing topics, delete topics, count messages.
+
+A transient broker error (a leader moving right after a topic was created, a
+coordinator still loading, a timeout) never fails these helpers: they retry
+retriable errors (`TRANSIENT_CODES`, or any error librdkafka marks retriable)
+until their timeout runs out, then raise the last one.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,10 +24,73 @@ logger = logging.getLogger(__name__)
 # event times days old: topics we create keep 30 days, so history survives.
 RETENTION_MS = 30 * 86_400_000
 
+#: Errors that say "ask again shortly", whether or not librdkafka flags them retriable.
+TRANSIENT_CODES = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,  # metadata not yet propagated after a create
+    }
+)
+
+T = TypeVar("T")
+
+
+def transient(exc: BaseException) -> bool:
+    """True when `exc` is a broker error worth retrying (see TRANSIENT_CODES), or a TimeoutError."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err = exc.args[0]
+        return not err.fatal() and (err.retriable() or err.code() in TRANSIENT_CODES)
+    return False
+
+
+def retrying(
+    call: Callable[[], T],
+    what: str,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> T:
+    """Return `call()`, retrying transient errors with backoff for up to `timeout` s; then raise the last one."""
+    deadline = clock() + timeout
+    backoff = 0.1
+    while True:
+        try:
+            return call()
+        except (KafkaException, TimeoutError) as exc:
+            if not transient(exc) or clock() + backoff > deadline:
+                raise
+            logger.info("%s: %s; retrying", what, exc)
+            sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
 
 def admin_client(settings: Settings) -> AdminClient:
     """Return an AdminClient for the configured cluster."""
     return AdminClient(settings.kafka_config())
+
+
+def rollups_topic_config(settings: Settings) -> dict[str, str]:
+    """Config of the per-minute aggregates topic: compacted (latest value per run) and deleted after ROLLUP_DAYS + 1.
+
+    Hour-long segments let the cleaner compact all but the latest hour of
+    updates; record timestamps are the minute's end (at most now), so time
+    retention ages records by event time.
+    """
+    return {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int((settings.rollup_days + 1) * 86_400_000)),
+        "segment.ms": "3600000",
+        "min.cleanable.dirty.ratio": "0.5",
+    }
 
 
 def ensure_topics(
@@ -28,19 +98,33 @@ def ensure_topics(
 ) -> list[str]:
     """Create those of `topics` that do not exist yet; return the names created.
 
-    Waits until the broker reports every topic with its leaders, so producers
-    and consumers started right after see them.
+    The rollups topic (settings.rollups_topic) gets `rollups_topic_config`,
+    the others RETENTION_MS. Waits until the broker reports every topic with
+    its leaders, so producers and consumers started right after see them.
+    Transient errors are retried for up to `timeout` s.
     """
-    admin = admin_client(settings)
     wanted = list(dict.fromkeys(topics))
+    created: list[str] = []
+    retrying(lambda: created.extend(_ensure_topics(settings, wanted, partitions, timeout)), "creating topics", timeout)
+    return created
+
+
+def _ensure_topics(settings: Settings, wanted: list[str], partitions: int | None, timeout: float) -> list[str]:
+    admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [t for t in wanted if t not in existing]
     created: list[str] = []
     if missing:
         n = partitions or settings.topic_partitions
         config = {"retention.ms": str(RETENTION_MS)}
+        rollups = rollups_topic_config(settings)
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=n, replication_factor=1, config=config) for t in missing]
+            [
+                NewTopic(
+                    t, num_partitions=n, replication_factor=1, config=rollups if t == settings.rollups_topic else config
+                )
+                for t in missing
+            ]
         )
         for topic, future in futures.items():
             try:
@@ -86,15 +170,30 @@ def _wait_for(admin: AdminClient, topics: list[str], present: bool, timeout: flo
 
 
 def watermarks(settings: Settings, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, int]]:
-    """Return {partition: (low, high)} watermarks of `topic` ({} if it does not exist)."""
+    """Return {partition: (low, high)} watermarks of `topic` ({} if it does not exist).
+
+    Transient errors (a leader not yet elected after the topic was created,
+    say) are retried for up to `timeout` s.
+    """
     consumer = Consumer(settings.kafka_config(group_id="darooghe-watermarks", enable_auto_commit=False))
     try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in meta.partitions}
+        return retrying(lambda: _watermarks(consumer, topic, timeout), f"watermarks of {topic}", timeout)
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, topic: str, timeout: float) -> dict[int, tuple[int, int]]:
+    meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if meta is None or meta.error is not None:
+        if meta is not None and meta.error is not None and transient(KafkaException(meta.error)):
+            raise KafkaException(meta.error)  # e.g. LEADER_NOT_AVAILABLE right after creation: ask again
+        return {}
+    marks = {}
+    for p, part in meta.partitions.items():
+        if part.error is not None:
+            raise KafkaException(part.error)
+        marks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+    return marks
 
 
 def message_count(settings: Settings, topic: str, timeout: float = 10.0) -> int:

@@ -52,9 +52,10 @@ traffic names an injected event of its rule:
   above it); lognormal amounts reach that about once in 1,200 events.
 
 "Earlier transactions" and "events" above mean those the detectors see:
-`dashboard.fraud.inputs` feeds every event except ERR_TIME ones, and the
-`Ledger` counts the same. The mirror is exact as long as the detector reads
-the run from its first event.
+`dashboard.fraud.inputs` feeds every event except ERR_TIME ones to velocity
+and geo, and only valid ones to the amount rule, and the `Ledger` counts the
+same. The mirror is exact as long as the detector reads the run from its
+first event.
 
 Time order: a pattern whose times run past the batch's last event keeps the
 rest as pending events, which take ordinary events of a later batch at their
@@ -273,6 +274,9 @@ class FraudInjector:
             if label is None and ledger.state(c, t) != FREE:
                 c = ledger.redraw(c, t, rng)
                 self._set_customer(record, c)
+            if injected[i]:  # invalid: its amount neither raises nor feeds the amount rule
+                ledger.remember(c, t, None)
+                continue
             cap = ledger.cap(c)
             if cap is not None and record["amount"] > cap:
                 _set_amount(record, cap)

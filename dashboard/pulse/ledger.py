@@ -44,10 +44,16 @@ class Ledger:
         #: Ordinary events left on a customer at the velocity limit (no free customer found).
         self.overflow = 0
 
-    def remember(self, c: int, t: int, amount: int) -> None:
-        """Count one seen event of customer `c` at `t` (ms, not before any earlier call)."""
+    def remember(self, c: int, t: int, amount: int | None) -> None:
+        """Count one seen event of customer `c` at `t` (ms, not before any earlier call).
+
+        `amount` is None for an invalid event: it counts for velocity and geo,
+        not for the amount rule's average (as in `dashboard.fraud.inputs`).
+        """
         self.recent[c].append(t)
         self.last[c] = t
+        if amount is None:
+            return
         self.count[c] += 1
         self.total[c] += amount
         if self.count[c] == MIN_HISTORY:

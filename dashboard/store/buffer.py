@@ -5,6 +5,14 @@ integer code per row plus a shared list of values), and the transaction id is
 a fixed-width byte string. One writer (the feed thread) appends batches under
 a lock; readers take an immutable `Snapshot` whose arrays are copies in
 arrival order, oldest first. When full, the oldest rows are overwritten.
+
+Memory is independent of how many distinct strings ever arrived: a string
+longer than MAX_STRING_CHARS is cut there, and a dictionary that grew beyond
+twice the capacity (plus COMPACT_SLACK) is compacted, amortised: the strings
+no buffered row uses are dropped and the codes renumbered in one numpy pass.
+After a compaction a dictionary holds at most capacity + 1 values, so the
+next one is at least capacity appends away. The raw payloads kept for the
+sample views are capped in count (RAW_KEEP) and bytes (RAW_KEEP_BYTES).
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import pandas as pd
 from dashboard.core.schema import ERROR_CODES
 
 ID_WIDTH = 40  # bytes kept of transaction_id; a UUID is 36
-RAW_KEEP = 300  # latest raw payloads kept for the sample views
+RAW_KEEP = 300  # latest raw payloads kept for the sample views...
+RAW_KEEP_BYTES = 2_000_000  # ...and their bytes at most (a payload larger than this is not kept)
+MAX_STRING_CHARS = 200  # a categorical string is cut to this many characters (ids are ~10)
+COMPACT_SLACK = 1024  # a dictionary is compacted beyond 2 x capacity + this many values
 
 #: Numeric columns and their dtypes.
 NUMERIC: dict[str, np.dtype[Any]] = {
@@ -67,15 +78,19 @@ def codes_of(mask: int) -> list[str]:
 
 
 class Dictionary:
-    """Append-only mapping of strings to small integer codes (0 is "")."""
+    """Mapping of strings to small integer codes (0 is ""); grows by `encode`, shrinks by `compact`.
 
-    def __init__(self) -> None:
+    Values longer than `max_chars` are stored cut to `max_chars` (None: kept whole).
+    """
+
+    def __init__(self, max_chars: int | None = None) -> None:
         self.values: list[str] = [""]
         self.index: dict[str, int] = {"": 0}
+        self.max_chars = max_chars
 
     def encode(self, values: Sequence[str | None]) -> np.ndarray:
         """Return int32 codes for `values`, adding unseen values (None becomes code 0)."""
-        index, vals = self.index, self.values
+        index, vals, limit = self.index, self.values, self.max_chars
         out = np.empty(len(values), dtype=np.int32)
         for i, v in enumerate(values):
             if v is None:
@@ -83,10 +98,31 @@ class Dictionary:
                 continue
             code = index.get(v)
             if code is None:
-                code = index[v] = len(vals)
-                vals.append(v)
+                cut = v[:limit] if limit is not None and len(v) > limit else v
+                if cut is not v:
+                    code = index.get(cut)
+                if code is None:
+                    code = index[cut] = len(vals)
+                    vals.append(cut)
             out[i] = code
         return out
+
+    def compact(self, used: np.ndarray) -> np.ndarray:
+        """Keep only the values whose codes are in `used` (and ""), in code order; return old code -> new code.
+
+        Codes not kept map to 0. The caller renumbers its codes with the
+        returned table (`table[codes]`, one numpy pass).
+        """
+        keep = np.zeros(len(self.values), dtype=bool)
+        keep[used] = True
+        keep[0] = True
+        kept = np.flatnonzero(keep)
+        table = np.zeros(len(self.values), dtype=np.int32)
+        table[kept] = np.arange(len(kept), dtype=np.int32)
+        values = self.values
+        self.values = [values[i] for i in kept.tolist()]
+        self.index = {v: i for i, v in enumerate(self.values)}
+        return table
 
 
 @dataclass(frozen=True)
@@ -183,9 +219,11 @@ class RingBuffer:
         self._lock = threading.Lock()
         self._numeric = {name: np.zeros(capacity, dtype=dt) for name, dt in NUMERIC.items()}
         self._codes = {name: np.zeros(capacity, dtype=np.int32) for name in CATEGORICAL}
-        self._dicts = {name: Dictionary() for name in CATEGORICAL}
+        self._dicts = {name: Dictionary(MAX_STRING_CHARS) for name in CATEGORICAL}
         self._ids = np.zeros(capacity, dtype=f"S{ID_WIDTH}")
         self._raw: deque[tuple[int, bytes | None]] = deque(maxlen=RAW_KEEP)
+        self._raw_bytes = 0
+        self.compactions = 0  # dictionary compactions so far (for tests and monitoring)
         self._start = 0  # index of the oldest row
         self._size = 0
         self._appended = 0
@@ -223,8 +261,42 @@ class RingBuffer:
             first = self._appended
             self._appended += n
             self._version += 1
-            for j in range(max(0, n - RAW_KEEP), n):
-                self._raw.append((first + j, batch.raw[j]))
+            self._keep_raw(first, batch.raw)
+            self._compact()
+
+    def _keep_raw(self, first: int, raw: Sequence[bytes | None]) -> None:
+        """Keep the latest payloads within RAW_KEEP and RAW_KEEP_BYTES; caller holds the lock."""
+        kept = self._raw
+        for j in range(max(0, len(raw) - RAW_KEEP), len(raw)):
+            value = raw[j]
+            size = len(value) if value is not None else 0
+            if size > RAW_KEEP_BYTES:
+                continue  # too large to keep at all: the sample view says its payload is not kept
+            if len(kept) == RAW_KEEP:
+                old = kept.popleft()[1]
+                self._raw_bytes -= len(old) if old is not None else 0
+            kept.append((first + j, value))
+            self._raw_bytes += size
+            while self._raw_bytes > RAW_KEEP_BYTES:
+                old = kept.popleft()[1]
+                self._raw_bytes -= len(old) if old is not None else 0
+
+    def _compact(self) -> None:
+        """Drop the strings no buffered row uses from dictionaries grown past their bound; caller holds the lock."""
+        limit = 2 * self.capacity + COMPACT_SLACK
+        for name, dictionary in self._dicts.items():
+            if len(dictionary.values) <= limit:
+                continue
+            codes = self._codes[name]
+            # Unused slots of a buffer not yet full hold code 0, which is always kept.
+            table = dictionary.compact(np.flatnonzero(np.bincount(codes, minlength=len(dictionary.values))))
+            codes[:] = table[codes]
+            self.compactions += 1
+
+    def raw_bytes(self) -> int:
+        """Bytes of the raw payloads kept for the sample views."""
+        with self._lock:
+            return self._raw_bytes
 
     def snapshot(self) -> Snapshot:
         """Return an immutable copy in arrival order; reused while nothing was appended."""
@@ -253,6 +325,11 @@ class RingBuffer:
             out = np.concatenate((arr[self._start :], arr[: end - self.capacity]))
         out.flags.writeable = False
         return out
+
+    def dictionary_sizes(self) -> dict[str, int]:
+        """Values held per categorical column ("" included)."""
+        with self._lock:
+            return {name: len(d.values) for name, d in self._dicts.items()}
 
     def nbytes(self) -> int:
         """Bytes held by the columns and dictionaries (not the raw sample)."""

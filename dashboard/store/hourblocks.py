@@ -107,6 +107,21 @@ class HourBlocks:
                 part = group(*both)
             self.blocks[hour] = self._block(*part)
 
+    def replace(
+        self,
+        hour: int,
+        minute: np.ndarray,
+        dims: Sequence[np.ndarray],
+        count: np.ndarray,
+        amount: np.ndarray,
+        commission: np.ndarray,
+    ) -> None:
+        """Set the block of `hour` to the sums of these rows (`count` per row); no rows: drop the block."""
+        if len(minute) == 0:
+            self.blocks.pop(hour, None)
+            return
+        self.blocks[hour] = self._block(*group(self.keys(minute, dims), count, amount, commission))
+
     def remap(self, dim: int, table: np.ndarray) -> None:
         """Replace the codes of dimension `dim` by `table[code]` in every block (order-preserving or not)."""
         for hour, block in list(self.blocks.items()):

@@ -1,111 +1,100 @@
-"""Per-minute rollups of every transaction the feed has read: days of history in bounded memory. Pure.
+"""Days of history from the per-minute aggregates of darooghe.rollups, in bounded memory. Pure.
 
-The ring buffer holds the latest rows only; `Rollups` keeps sums for days, so
-the historical charts (hourly volume, the weekday heatmap, commission over
-days, merchants' usual volume) do not depend on old rows still being
-buffered. Everything is keyed by EVENT time (the transaction's own
-timestamp), by minute `ts_ms // 60_000`, in two tables:
+The ring buffer holds the latest rows only; the ingest workers write
+per-minute aggregates to darooghe.rollups (`dashboard.core.rollup`,
+`dashboard.store.aggregate`), and the dashboard's rollup feed hands every
+record it reads to `Rollups.apply`. So the historical charts (hourly volume,
+the weekday heatmap, commission over days, merchants' usual volume) cover
+ROLLUP_DAYS whatever the buffer holds, and again right after a restart of
+either side. Everything is keyed by EVENT time, by minute, in two tables:
 
 - cube: per minute and per combination of merchant category, payment
   method, status, commission type and validity (every sidebar filter except
   the merchant can narrow it, in any combination);
 - merchants: per 5-minute bucket (MERCHANT_MINUTES) and per merchant,
-  merchant category and commission type. Five minutes is the grain of every
-  merchant question (top merchants and volume jumps in 5-minute windows) and
-  keeps the table up to five times smaller than per minute.
+  merchant category and commission type: the top merchants of each record,
+  and merchant "" for the rest, so totals are exact.
 
-Each row holds `count` (transactions), `amount` and `commission` (sums of the
-known values; an unknown amount adds 0). Besides, each customer's first and
-last minute seen, for "new versus returning".
+Each row holds `count` (transactions), `amount` and `commission` (sums).
 
-Skipped (and counted in `skipped`): rows without an event time (ts_ms < 0),
-older than the horizon (`days` before the clock's now) or more than
-FUTURE_MINUTES ahead of it.
+A record is the CUMULATIVE value of one run (key minute/partition/run): a
+newer record of the same key replaces the older one, and the runs of a
+minute add up. Records are kept per clock hour; a changed hour's summed
+blocks (`dashboard.store.hourblocks`) are rebuilt at the next snapshot.
+Hours older than `days` before the clock's now are dropped whole (records
+that old, or more than FUTURE_MINUTES ahead, are skipped), and merchant ids
+no record uses any more are forgotten once they make up most of their
+dictionary. Memory: the records kept (about 24 bytes per cube row and 34
+per merchant row) plus the summed blocks (about the same): with Pulse at
+100 transactions a second on 3 partitions, about 150 cube rows and 45
+merchant rows per partition and minute, 8 days cost about 0.4 GB... see
+README ("Memory") for measured figures.
 
-Storage and cost (`dashboard.store.hourblocks`). Each table keeps one block per
-clock hour: one row per (time slot, dimension codes) seen, sorted by that key
-packed into an int64. `add` groups a batch with numpy (np.unique over the
-packed keys, bincount for the sums) and merges every touched hour block the
-same way: O(batch + rows of the touched blocks), and a block holds at most
-60 minutes x the combinations seen in them. Blocks older than the horizon
-are dropped whole (so `days` plus the current hour are kept); customer and
-merchant ids not seen since are forgotten once they make up most of their
-dictionary, so the dictionaries stay bounded too.
-
-Memory and time, measured with Pulse's own event functions at EVENT_RATE 100
-over the full 8 days (1.17 M transactions; `nbytes()`, which tracemalloc
-confirms within 4 %): about 30 bytes a row. 50 merchants: cube 353 k rows +
-merchant table 109 k rows = 13.6 MB; 500 merchants: 396 k + 610 k rows =
-29.9 MB. The cube is bounded by its 960 combinations per minute whatever the
-rate, the merchant table by the merchants (times the categories and
-commission types they use) per 5 minutes, and both by the transactions.
-`add` costs about 1.3-1.5 us a row, two thirds of it encoding the strings
-(decoding a message costs the feed about 4.6 us); a snapshot after a change
-about 10-20 ms at those sizes.
-
-API: `add(batch)` (the feed, after `buffer.append`), `add_snapshot(snapshot,
-start)` (rows of a buffer snapshot, for sources without a feed),
-`snapshot()` -> `RollupSnapshot` (`cube`, `merchants` DataFrames built on
-first use, `first_seen`, `span_minutes()`, counts), `rows()`, `ids()`, `nbytes()`.
-Thread safety: one writer (the feed thread) calls `add`; any thread calls
+Thread safety: one writer (the rollup feed) calls `apply`; any thread calls
 `snapshot()`, which is immutable and rebuilt only after a change.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from dashboard.core.schema import COMMISSION_TYPES, MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
-from dashboard.core.timeunits import DAY_MINUTES, MINUTE_MS
-from dashboard.store.buffer import Batch, Dictionary, Snapshot
+from dashboard.core.rollup import CELL_BITS, CUBE_DIMS, ENUMS, MERCHANT_CELL_BITS, RollupRecord, decode
+from dashboard.core.timeunits import DAY_MINUTES, HOUR_MINUTES, MINUTE_MS
+from dashboard.store.aggregate import MinuteAggregator
+from dashboard.store.buffer import Dictionary, Snapshot
 from dashboard.store.hourblocks import HourBlocks
 
-HOUR_MINUTES = 60
 ROLLUP_DAYS = 8
 MERCHANT_MINUTES = 5
 FUTURE_MINUTES = 5
-#: Dictionaries of ids are compacted only beyond this size (and when most ids are stale).
+#: Dictionaries of merchant ids are compacted only beyond this size (and when most ids are unused).
 COMPACT_MIN_IDS = 4096
 #: Bits of a merchant code in the packed key (a minute needs 25 bits until 2033, 26 until 2097).
 MERCHANT_BITS = 31
 
-#: Enum dimensions: name -> values; code 0 is missing or unknown, code i + 1 is values[i].
-ENUMS: dict[str, tuple[str, ...]] = {
-    "merchant_category": MERCHANT_CATEGORIES,
-    "payment_method": PAYMENT_METHODS,
-    "status": STATUSES,
-    "commission_type": COMMISSION_TYPES,
-}
-CUBE_DIMS = ("merchant_category", "payment_method", "status", "commission_type", "valid")
 MERCHANT_DIMS = ("merchant_id", "merchant_category", "commission_type")
 MEASURES = ("count", "amount", "commission")
-_LOOKUP: dict[str, dict[str | None, int]] = {
-    name: {v: i + 1 for i, v in enumerate(values)} for name, values in ENUMS.items()
-}
 _CATEGORIES = {name: pd.Index(["", *values]) for name, values in ENUMS.items()}
+__all__ = ["CUBE_DIMS", "ENUMS", "MINUTE_MS", "RollupSnapshot", "Rollups"]
 
 
-def _bits(values: int) -> int:
-    """Bits needed for codes 0 .. values - 1."""
-    return max(1, (values - 1).bit_length())
+def _unpack(cells: np.ndarray, bits: tuple[int, ...]) -> list[np.ndarray]:
+    """Dimension codes of packed cells (`dashboard.core.rollup.pack_cell`), first dimension first."""
+    out = []
+    shift = sum(bits)
+    for width in bits:
+        shift -= width
+        out.append(((cells >> shift) & ((1 << width) - 1)).astype(np.int8))
+    return out
 
 
-def enum_codes(values: Sequence[str | None], name: str) -> np.ndarray:
-    """Return the int8 codes of an enum column's values (0 for missing or unknown)."""
-    return np.fromiter(map(_LOOKUP[name].get, values, itertools.repeat(0)), dtype=np.int8, count=len(values))
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """One record's rows as arrays (merchant ids as codes of the rollups' dictionary)."""
 
+    minute: int
+    count: int
+    cells: np.ndarray
+    counts: np.ndarray
+    amounts: np.ndarray
+    commissions: np.ndarray
+    merchants: np.ndarray
+    m_cells: np.ndarray
+    m_counts: np.ndarray
+    m_amounts: np.ndarray
+    m_commissions: np.ndarray
 
-def enum_table(dictionary: Sequence[str], name: str) -> np.ndarray:
-    """Return our code for each code of a buffer dictionary of enum `name`."""
-    return enum_codes(list(dictionary), name)
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in ("cells", "counts", "amounts", "commissions")) + sum(
+            getattr(self, f).nbytes for f in ("merchants", "m_cells", "m_counts", "m_amounts", "m_commissions")
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,10 +104,12 @@ class RollupSnapshot:
     `cube`: minute (epoch minutes, int64), merchant_category, payment_method,
     status, commission_type (Categoricals, "" for missing), valid (bool),
     count, amount, commission. `merchants`: minute (first minute of the
-    5-minute bucket), merchant_id, merchant_category, commission_type, count,
-    amount, commission. Both sorted by their key: minute, then the dimensions
-    in order; their columns are read-only. `first_seen`: customer_id -> first
-    minute seen. `horizon_minute`: the oldest minute still accepted.
+    5-minute bucket), merchant_id ("" for the merchants outside each
+    record's top), merchant_category, commission_type, count, amount,
+    commission. Both sorted by their key: minute, then the dimensions in
+    order; their columns are read-only. `added`: transactions covered;
+    `first_seen`: customer_id -> first minute (empty: the aggregates keep no
+    customers). `horizon_minute`: the oldest minute still accepted.
     """
 
     first_seen: pd.Series
@@ -165,8 +156,11 @@ class RollupSnapshot:
         return self._span
 
 
+_NO_CUSTOMERS = pd.Series([], index=pd.Index([], dtype=object, name="customer_id"), name="first_minute", dtype=np.int64)
+
+
 class Rollups:
-    """Per-minute sums of transactions for `days` of event time; see the module docstring.
+    """History of `days` of event time from darooghe.rollups records; see the module docstring.
 
     `clock` (epoch seconds) decides the horizon: inject one in tests.
     """
@@ -177,23 +171,21 @@ class Rollups:
         self.days = days
         self.clock = clock
         self._lock = threading.Lock()
-        self._cube = HourBlocks((*(_bits(len(ENUMS[name]) + 1) for name in CUBE_DIMS[:-1]), 1), 1)
-        self._merchants = HourBlocks(
-            (MERCHANT_BITS, _bits(len(ENUMS["merchant_category"]) + 1), _bits(len(ENUMS["commission_type"]) + 1)),
-            MERCHANT_MINUTES,
-        )
+        self._parts: dict[int, dict[bytes, _Part]] = {}  # hour -> record key -> its rows
+        self._dirty: set[int] = set()  # hours whose blocks must be rebuilt
+        self._cube = HourBlocks(CELL_BITS, 1)
+        self._merchants = HourBlocks((MERCHANT_BITS, *MERCHANT_CELL_BITS), MERCHANT_MINUTES)
         self._merchant_ids = Dictionary()
-        self._customer_ids = Dictionary()
-        self._first = np.empty(0, dtype=np.int64)  # by customer code; int64 max: never seen
-        self._last = np.empty(0, dtype=np.int64)
+        self._count = 0  # transactions in the records kept
+        self._records = 0
         self._version = 0
-        self._added = 0
         self._skipped = 0
+        self.invalid = 0  # values that were not rollup records
         self._cached: RollupSnapshot | None = None
 
     @property
     def version(self) -> int:
-        """Changes whenever the sums change (adds and evictions)."""
+        """Changes whenever the sums change (records applied and evictions)."""
         return self._version
 
     def horizon_minute(self) -> int:
@@ -204,166 +196,203 @@ class Rollups:
         return int(self.clock() * 1000) // MINUTE_MS
 
     # -- writing ----------------------------------------------------------------------
-    def add(self, batch: Batch) -> None:
-        """Roll up a batch of decoded transactions (the feed calls this after `buffer.append`)."""
-        if len(batch) == 0:
-            return
-        strings = batch.strings
-        enums = [enum_codes(strings[name], name) for name in CUBE_DIMS[:-1]]
+    def apply_values(self, values: Iterable[bytes | None]) -> None:
+        """Apply record values read from darooghe.rollups; values that are not records are counted and skipped."""
+        records = []
+        for value in values:
+            rec = decode(value)
+            if isinstance(rec, RollupRecord):
+                records.append(rec)
+            else:
+                self.invalid += 1
+        self.apply(records)
+
+    def apply(self, records: Iterable[RollupRecord]) -> None:
+        """Apply records: each replaces the earlier record of its key (minute, partition, run)."""
         with self._lock:
-            now = self._start_add()
-            merchants = self._merchant_ids.encode(strings["merchant_id"])
-            customers = self._customer_ids.encode(strings["customer_id"])
-            self._add(now, batch.numeric, enums, merchants, customers)
+            now = self._now_minute()
+            horizon = now - round(self.days * DAY_MINUTES)
+            self._evict(horizon)
+            changed = False
+            for rec in records:
+                if not horizon <= rec.minute <= now + FUTURE_MINUTES:
+                    self._skipped += 1
+                    continue
+                hour = rec.minute // HOUR_MINUTES
+                parts = self._parts.setdefault(hour, {})
+                key = f"{rec.minute}/{rec.partition}/{rec.run}".encode()
+                part = self._part(rec)
+                old = parts.get(key)
+                if old is not None:
+                    self._count -= old.count
+                else:
+                    self._records += 1
+                parts[key] = part
+                self._count += part.count
+                self._dirty.add(hour)
+                changed = True
+            if changed:
+                self._version += 1
 
-    def add_snapshot(self, snapshot: Snapshot, start: int = 0) -> None:
-        """Roll up the rows `start:` of a buffer snapshot (for sources without a feed of their own)."""
-        rows = slice(start, None)
-        if len(snapshot) <= start:
-            return
-        codes, dicts = snapshot.codes, snapshot.dictionaries
-        enums = [enum_table(dicts[name], name)[codes[name][rows]] for name in CUBE_DIMS[:-1]]
-        numeric = {
-            name: snapshot.numeric[name][rows] for name in ("ts_ms", "error_mask", "amount", "commission_amount")
-        }
-        with self._lock:
-            now = self._start_add()
-            merchants = self._merchant_ids.encode(dicts["merchant_id"])[codes["merchant_id"][rows]]
-            customers = self._customer_ids.encode(dicts["customer_id"])[codes["customer_id"][rows]]
-            self._add(now, numeric, enums, merchants, customers)
-
-    def _start_add(self) -> int:
-        """Evict what the horizon passed (before encoding ids: eviction may renumber them); return now's minute."""
-        now = self._now_minute()
-        self._evict(now - round(self.days * DAY_MINUTES))  # so an id back after the horizon counts as new
-        return now
-
-    def _add(
-        self,
-        now: int,
-        numeric: Mapping[str, np.ndarray],
-        enums: list[np.ndarray],
-        merchants: np.ndarray,
-        customers: np.ndarray,
-    ) -> None:
-        """Add rows given our codes for the enums, merchants and customers; the caller holds the lock."""
-        ts = np.asarray(numeric["ts_ms"], dtype=np.int64)
-        minute = ts // MINUTE_MS
-        keep = (ts >= 0) & (minute >= now - round(self.days * DAY_MINUTES)) & (minute <= now + FUTURE_MINUTES)
-        kept = int(np.count_nonzero(keep))
-        self._skipped += len(ts) - kept
-        if not kept:
-            return
-        minute = minute[keep]
-        valid = (np.asarray(numeric["error_mask"])[keep] == 0).astype(np.int8)
-        dims = [e[keep] for e in enums]
-        amount = np.asarray(numeric["amount"], dtype=np.float64)[keep]
-        commission = np.asarray(numeric["commission_amount"], dtype=np.float64)[keep]
-        amount = np.where(np.isfinite(amount), amount, 0.0)
-        commission = np.where(np.isfinite(commission), commission, 0.0)
-        self._cube.add(minute, [*dims, valid], amount, commission)
-        self._merchants.add(minute, [merchants[keep], dims[0], dims[3]], amount, commission)
-        self._seen(customers[keep], minute)
-        self._added += kept
-        self._version += 1
-
-    def _seen(self, customer: np.ndarray, minute: np.ndarray) -> None:
-        size = len(self._customer_ids.values)
-        if len(self._first) < size:  # grow by doubling
-            grown = max(size, 2 * len(self._first), 1024)
-            self._first = np.concatenate([self._first, np.full(grown - len(self._first), np.iinfo(np.int64).max)])
-            self._last = np.concatenate([self._last, np.full(grown - len(self._last), -1, dtype=np.int64)])
-        np.minimum.at(self._first, customer, minute)
-        np.maximum.at(self._last, customer, minute)
+    def _part(self, rec: RollupRecord) -> _Part:
+        counts = np.frombuffer(rec.counts, "<u4").astype(np.int64)
+        return _Part(
+            minute=rec.minute,
+            count=int(counts.sum()),
+            cells=np.frombuffer(rec.cells, "<u2").astype(np.int64),
+            counts=counts,
+            amounts=np.frombuffer(rec.amounts, "<f8"),
+            commissions=np.frombuffer(rec.commissions, "<f8"),
+            merchants=self._merchant_ids.encode(rec.merchants),
+            m_cells=np.frombuffer(rec.m_cells, "<u2").astype(np.int64),
+            m_counts=np.frombuffer(rec.m_counts, "<u4").astype(np.int64),
+            m_amounts=np.frombuffer(rec.m_amounts, "<f8"),
+            m_commissions=np.frombuffer(rec.m_commissions, "<f8"),
+        )
 
     def _evict(self, horizon: int) -> None:
-        """Drop hour blocks before the horizon's hour, then compact stale ids; caller holds the lock."""
-        hour = horizon // HOUR_MINUTES
-        dropped = self._cube.evict(hour)
-        dropped = self._merchants.evict(hour) or dropped
-        if not dropped:
+        """Drop hours before the horizon's hour, then compact unused merchant ids; caller holds the lock."""
+        first_hour = horizon // HOUR_MINUTES
+        old = [h for h in self._parts if h < first_hour]
+        if not old:
             return
+        for hour in old:
+            for part in self._parts.pop(hour).values():
+                self._count -= part.count
+                self._records -= 1
+            self._dirty.discard(hour)
+        self._cube.evict(first_hour)
+        self._merchants.evict(first_hour)
         self._version += 1
-        self._compact_customers(horizon)
         self._compact_merchants()
-
-    def _compact_customers(self, horizon: int) -> None:
-        size = len(self._customer_ids.values)
-        live = np.flatnonzero(self._last[:size] >= horizon)
-        live = live[live > 0]
-        if size < COMPACT_MIN_IDS or 2 * len(live) > size:
-            return
-        values = self._customer_ids.values
-        fresh = Dictionary()
-        fresh.encode([values[i] for i in live.tolist()])
-        self._first = np.concatenate([self._first[:1], self._first[live]])
-        self._last = np.concatenate([self._last[:1], self._last[live]])
-        self._customer_ids = fresh
 
     def _compact_merchants(self) -> None:
         size = len(self._merchant_ids.values)
         if size < COMPACT_MIN_IDS:
             return
         used = np.zeros(size, dtype=bool)
-        for block in self._merchants.blocks.values():
-            used[block.columns[1]] = True
-        used[0] = True
+        for parts in self._parts.values():
+            for part in parts.values():
+                used[part.merchants] = True
         if 2 * int(used.sum()) > size:
             return
-        keep = np.flatnonzero(used)
-        remap = np.zeros(size, dtype=np.int32)
-        remap[keep] = np.arange(len(keep))
-        self._merchants.remap(0, remap)
-        values = self._merchant_ids.values
-        fresh = Dictionary()
-        fresh.encode([values[i] for i in keep.tolist()[1:]])
-        self._merchant_ids = fresh
+        table = self._merchant_ids.compact(np.flatnonzero(used))
+        for hour, parts in self._parts.items():
+            for key, part in parts.items():
+                parts[key] = _Part(**{**part.__dict__, "merchants": table[part.merchants]})
+            self._dirty.add(hour)
+
+    def _rebuild(self) -> None:
+        """Rebuild the summed blocks of changed hours; caller holds the lock."""
+        for hour in sorted(self._dirty):
+            parts = list(self._parts.get(hour, {}).values())
+            if not parts:
+                self._cube.replace(hour, *_empty(len(CELL_BITS)))
+                self._merchants.replace(hour, *_empty(3))
+                continue
+            minute = np.concatenate([np.full(len(p.cells), p.minute, np.int64) for p in parts])
+            cells = np.concatenate([p.cells for p in parts])
+            self._cube.replace(
+                hour,
+                minute,
+                _unpack(cells, CELL_BITS),
+                np.concatenate([p.counts for p in parts]),
+                np.concatenate([p.amounts for p in parts]),
+                np.concatenate([p.commissions for p in parts]),
+            )
+            m_minute = np.concatenate([np.full(len(p.m_cells), p.minute, np.int64) for p in parts])
+            m_cells = np.concatenate([p.m_cells for p in parts])
+            self._merchants.replace(
+                hour,
+                m_minute,
+                [np.concatenate([p.merchants for p in parts]), *_unpack(m_cells, MERCHANT_CELL_BITS)],
+                np.concatenate([p.m_counts for p in parts]),
+                np.concatenate([p.m_amounts for p in parts]),
+                np.concatenate([p.m_commissions for p in parts]),
+            )
+        self._dirty.clear()
 
     # -- reading ----------------------------------------------------------------------
     def rows(self) -> tuple[int, int]:
-        """Rows of the cube and of the merchant table."""
+        """Rows of the summed cube and merchant table (after pending rebuilds)."""
         with self._lock:
+            self._rebuild()
             return self._cube.rows(), self._merchants.rows()
 
-    def ids(self) -> tuple[int, int]:
-        """Merchant and customer ids remembered (the empty id included)."""
+    def records(self) -> int:
+        """Records (runs) kept."""
         with self._lock:
-            return len(self._merchant_ids.values), len(self._customer_ids.values)
+            return self._records
+
+    def ids(self) -> int:
+        """Merchant ids remembered (the empty id included)."""
+        with self._lock:
+            return len(self._merchant_ids.values)
 
     def nbytes(self) -> int:
-        """Bytes held by the tables, the customer arrays and the id dictionaries."""
+        """Bytes held by the records, the summed tables and the merchant dictionary."""
         with self._lock:
-            ids = sum(len(v) + 57 for d in (self._merchant_ids, self._customer_ids) for v in d.values)
-            return self._cube.nbytes() + self._merchants.nbytes() + self._first.nbytes + self._last.nbytes + ids
+            self._rebuild()
+            parts = sum(p.nbytes() for parts in self._parts.values() for p in parts.values())
+            ids = sum(len(v) + 57 for v in self._merchant_ids.values)
+            return parts + self._cube.nbytes() + self._merchants.nbytes() + ids
 
     def snapshot(self) -> RollupSnapshot:
-        """Return the rollups as immutable DataFrames; reused while nothing changed."""
+        """Return the rollups as immutable tables; reused while nothing changed."""
         with self._lock:
             self._evict(self.horizon_minute())
             cached = self._cached
             if cached is not None and cached.version == self._version:
                 return cached
-            version = self._version
-            cube_parts = self._cube.columns()
-            merchant_parts = self._merchants.columns()
-            merchant_ids = tuple(self._merchant_ids.values)
-            customer_ids = tuple(self._customer_ids.values)
-            first = self._first[: len(customer_ids)].copy()
-            added, skipped, horizon = self._added, self._skipped, self.horizon_minute()
-        snap = RollupSnapshot(
-            first_seen=_first_seen(customer_ids, first),
-            version=version,
-            added=added,
-            skipped=skipped,
-            horizon_minute=horizon,
-            cube_parts=cube_parts,
-            merchant_parts=merchant_parts,
-            merchant_ids=merchant_ids,
-        )
-        with self._lock:
-            if self._version == version:
-                self._cached = snap
-        return snap
+            self._rebuild()
+            snap = RollupSnapshot(
+                first_seen=_NO_CUSTOMERS,
+                version=self._version,
+                added=self._count,
+                skipped=self._skipped,
+                horizon_minute=self.horizon_minute(),
+                cube_parts=self._cube.columns(),
+                merchant_parts=self._merchants.columns(),
+                merchant_ids=tuple(self._merchant_ids.values),
+            )
+            self._cached = snap
+            return snap
+
+    # -- without a rollups topic (tests, benchmarks, sources without a feed) ----------
+    def add_snapshot(self, snapshot: Snapshot, start: int = 0) -> None:
+        """Aggregate the rows `start:` of a buffer snapshot as a worker would (all merchants kept), and apply them."""
+        if len(snapshot) <= start:
+            return
+        rows = slice(start, None)
+        names = ("merchant_id", *CUBE_DIMS[:-1])
+        strings = {
+            n: np.asarray(snapshot.dictionaries[n], dtype=object)[snapshot.codes[n][rows]].tolist() for n in names
+        }
+        numeric = snapshot.numeric
+        aggregator = MinuteAggregator(top=None, max_open=1 << 30, clock=self.clock)
+        valid = (numeric["error_mask"][rows] == 0).tolist()
+        for i, (ts, partition, amount, commission) in enumerate(
+            zip(
+                numeric["ts_ms"][rows].tolist(),
+                numeric["partition"][rows].tolist(),
+                numeric["amount"][rows].tolist(),
+                numeric["commission_amount"][rows].tolist(),
+                strict=True,
+            )
+        ):
+            aggregator.add(
+                partition,
+                ts,
+                strings["merchant_id"][i],
+                strings["merchant_category"][i],
+                strings["payment_method"][i],
+                strings["status"][i],
+                strings["commission_type"][i],
+                amount,
+                commission,
+                () if valid[i] else ("invalid",),
+            )
+        self.apply_values(value for _, value, _ in aggregator.flush())
 
     @classmethod
     def of_snapshot(
@@ -373,6 +402,10 @@ class Rollups:
         rollups = cls(days, clock)
         rollups.add_snapshot(snapshot)
         return rollups
+
+
+def _empty(dims: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    return np.empty(0, np.int64), [np.empty(0, np.int64)] * dims, np.empty(0, np.int64), np.empty(0), np.empty(0)
 
 
 def _frame(
@@ -400,10 +433,3 @@ def _frame(
         if isinstance(values, np.ndarray):
             values.flags.writeable = False  # the frame's columns: writing to them raises
     return pd.DataFrame(data, copy=False)  # fresh arrays: no copy, no consolidation
-
-
-def _first_seen(customer_ids: tuple[str, ...], first: np.ndarray) -> pd.Series:
-    seen = np.flatnonzero(first < np.iinfo(np.int64).max)
-    seen = seen[seen > 0]  # code 0: no customer id
-    index = pd.Index([customer_ids[i] for i in seen.tolist()], dtype=object, name="customer_id")
-    return pd.Series(first[seen], index=index, name="first_minute", dtype=np.int64)

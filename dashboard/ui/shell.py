@@ -26,6 +26,7 @@ from dashboard.core.access import Access
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
+from dashboard.store.priority import page_runs
 from dashboard.ui import auth, wall
 from dashboard.ui import source as live
 from dashboard.views import health
@@ -41,7 +42,6 @@ from dashboard.views.filters import (
     normalise,
 )
 
-MAX_MERCHANT_OPTIONS = 1000
 # Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar, and
 # scales titles and counters with the viewport's width (clamp: readable across a
 # room at 1080p, twice that at 4K). A literal; it never holds message content.
@@ -91,7 +91,7 @@ def _natural(value: str) -> tuple[str | int, ...]:
 
 def _merchant_options(snapshot: Snapshot, selected: Iterable[str]) -> list[str]:
     ranked = analytics.ranked_values(snapshot.codes["merchant_id"], snapshot.dictionaries["merchant_id"])
-    return sorted({*ranked[:MAX_MERCHANT_OPTIONS], *selected}, key=_natural)
+    return sorted({*ranked, *selected}, key=_natural)
 
 
 WIDGET_KEYS = ("f_merchant", "f_category", "f_method", "f_status", "f_validity", "f_window", "f_refresh", "f_paused")
@@ -153,8 +153,14 @@ def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
 
     `pages` maps the pages' URL names to their st.Page objects and `current`
     is the page about to run (st.navigation's result): a kiosk's playlist
-    switches between them.
+    switches between them. Marked as a page run, as `run_live`'s body is: the
+    feed steps aside meanwhile (`store.priority`).
     """
+    with page_runs.reading():
+        _draw(pages, current)
+
+
+def _draw(pages: Mapping[str, Any] | None, current: Any) -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -191,8 +197,16 @@ def context() -> Context:
 
 
 def run_live(body: Callable[[], None], display: Display) -> None:
-    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused)."""
-    st.fragment(run_every=display.run_every)(body)()
+    """Run `body` as a fragment refreshed every `display.refresh_seconds` (never when paused).
+
+    Each run is marked as a page run, so the feed steps aside while it renders (`store.priority`).
+    """
+
+    def marked() -> None:
+        with page_runs.reading():
+            body()
+
+    st.fragment(run_every=display.run_every)(marked)()
 
 
 @dataclass(frozen=True)
@@ -215,10 +229,8 @@ def select(ctx: Context) -> Selection | None:
     report = ctx.source.health()
     notice = health.banner(report, ctx.settings.stale_seconds, ctx.settings.bootstrap_servers)
     snapshot = ctx.source.buffer.snapshot()
-    if notice is not None and notice.kind != "info":
-        getattr(st, notice.kind)(notice.text)
-    elif notice is not None and len(snapshot):  # "Quiet: ..." on a live feed: said, without a warning colour
-        st.caption(f":material/bedtime: {notice.text}")
+    if notice is not None and (notice.kind != "info" or len(snapshot)):
+        getattr(st, notice.kind)(notice.text)  # with rows, an info notice is "quiet: ..." (not stale)
     if len(snapshot) == 0:
         waiting = notice.text if notice is not None and notice.kind == "info" else "Waiting for transactions…"
         st.info(f"{waiting} They appear here as soon as they arrive.")

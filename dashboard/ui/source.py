@@ -30,13 +30,14 @@ from dashboard.views import history
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 5.0
+FIRST_ROWS_WAIT_S = 2.0  # the first page run after the server starts waits this long at most for the first rows
 
 
 class Source(Protocol):
     """What pages need from a feed: its buffer and a health report (None if it has none).
 
     A source may also have a `rollups` attribute (`dashboard.store.rollups.Rollups`,
-    as the Feed has): the long history. Pages read it through `rollups(source)`,
+    as the live source has, fed from darooghe.rollups): the long history. Pages read it through `rollups(source)`,
     which builds rollups from the buffer for a source without one.
     """
 
@@ -99,6 +100,25 @@ def source(settings: Settings) -> Source:
 _running: list[Any] = []  # feeds started and not yet released
 
 
+class LiveSource:
+    """This server's live source: the transactions feed (buffer, health) and the history feed (rollups)."""
+
+    def __init__(self, feed: Any, history: Any) -> None:
+        self.feed = feed  # dashboard.feed.transactions.Feed
+        self.history = history  # dashboard.feed.rollups.RollupFeed
+        self.buffer: RingBuffer = feed.buffer
+        self.rollups: Rollups = history.rollups
+
+    def health(self) -> Any:
+        """The feed's health report."""
+        return self.feed.health()
+
+    def stop(self, timeout: float) -> None:
+        """Stop both threads."""
+        self.feed.stop(timeout)
+        self.history.stop(timeout)
+
+
 def _stop(feed: Any) -> None:
     """Stop a feed (on_release of the cache); best effort, never raises."""
     if feed in _running:
@@ -117,15 +137,21 @@ def _stop_all() -> None:
 
 @st.cache_resource(show_spinner=False, on_release=_stop)
 def _feed(_settings: Settings) -> Source:
-    """Create and start the feed once per server (the leading underscore skips hashing)."""
-    # Imported late: tests install a source and never load the Kafka feed.
+    """Create and start the feeds once per server (the leading underscore skips hashing)."""
+    # Imported late: tests install a source and never load the Kafka feeds.
+    from dashboard.feed.rollups import RollupFeed  # noqa: PLC0415
     from dashboard.feed.transactions import Feed  # noqa: PLC0415
 
-    feed = Feed(_settings, RingBuffer(_settings.buffer_capacity))
-    feed.start()
-    _running.append(feed)
+    live = LiveSource(Feed(_settings, RingBuffer(_settings.buffer_capacity)), RollupFeed(_settings))
+    live.feed.start()
+    live.history.start()
+    _running.append(live)
     logger.info("dashboard feed started (%s)", _settings.describe())
-    return feed
+    # Once per server: give the first page its first rows rather than "waiting" until its next refresh.
+    deadline = time.monotonic() + FIRST_ROWS_WAIT_S
+    while len(live.feed.buffer) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return live
 
 
 def alert_log(settings: Settings) -> AlertLog:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import orjson
 import pandas as pd
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboard.core.validation import check, excerpt
 from dashboard.ui.format import format_share
+from dashboard.views.message import message_view
 from dashboard.views.transactions import APPROVAL_LEVELS, INVALID_LEVELS, Level, level
 
 LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
@@ -66,30 +65,17 @@ def metric(label: str, value: str, level: Level | None = None, help: str | None 
 
 
 def show_message(value: bytes | None, kafka_ts_ms: int, skew_ms: int) -> None:
-    """Show one message as JSON (as text when not JSON) and its validation result, as data only."""
-    checked = check(value, kafka_ts_ms, skew_ms)
-    try:
-        parsed = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict | list):
-        st.json(parsed, expanded=True)
-    else:  # not JSON, or a bare JSON scalar (which st.json would re-parse as JSON text)
-        st.code(excerpt(value, 2000) or "(empty message)", language=None, wrap_lines=True)
-    if checked.valid:
+    """Show one message as JSON (as escaped text when it cannot be shown as JSON) and its judgement, as data only."""
+    view = message_view(value, kafka_ts_ms, skew_ms)
+    if view.json is not None:
+        st.json(view.json, expanded=True)
+    else:  # not JSON, a bare scalar, too large or deep, or numbers a browser would round
+        st.code(view.text, language=None, wrap_lines=True)
+    if view.valid:
         st.success("Valid: passes every rule.")
         return
-    st.error("Invalid: " + ", ".join(checked.codes))  # codes are our constants, not message content
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "code": [v.code for v in checked.violations],
-                "reason": [v.message for v in checked.violations],
-                "evidence": [orjson.dumps(v.evidence, default=str).decode() for v in checked.violations],
-            }
-        ),
-        hide_index=True,
-    )
+    st.error("Invalid: " + ", ".join(view.codes))  # codes are our constants, not message content
+    st.dataframe(pd.DataFrame(view.rows), hide_index=True)
 
 
 #: Counters of a share with a traffic-light level: thresholds (green, amber) and help text.

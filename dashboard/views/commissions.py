@@ -183,12 +183,16 @@ def per_minute_by_type(history: History) -> pd.DataFrame:
 def ratio_by_category(frame: pd.DataFrame) -> pd.DataFrame:
     """Return commission / amount by merchant category (merchant_category, amount, commission_amount).
 
-    Over rows where both amounts are known. Columns merchant_category,
-    transactions, amount, commission, ratio; sorted by ratio, highest first.
+    Over rows where both amounts are known, and valid ones only when the
+    frame has error_mask (money figures count valid transactions only).
+    Columns merchant_category, transactions, amount, commission, ratio;
+    sorted by ratio, highest first.
     """
     amount = frame["amount"].to_numpy()
     commission = frame["commission_amount"].to_numpy()
     known = np.isfinite(amount) & np.isfinite(commission)
+    if "error_mask" in frame:
+        known &= frame["error_mask"].to_numpy() == 0
     rows = slice(None) if known.all() else known  # no copies in the usual case
     cat = frame["merchant_category"].cat
     codes = cat.codes.to_numpy()[rows]

@@ -155,7 +155,9 @@ def _mode(groups: np.ndarray, values: np.ndarray, labels: pd.Index, k: int) -> n
     order = np.argsort(np.asarray(labels, dtype=object).astype(str), kind="stable")
     rank = np.empty(len(labels), dtype=np.int64)
     rank[order] = np.arange(len(labels))
-    table = np.bincount(groups * len(labels) + rank[values], minlength=k * len(labels)).reshape(k, len(labels))
+    # int64: category codes are int16 below 32,768 categories, and groups * len(labels) can pass that.
+    cells = groups.astype(np.int64) * len(labels) + rank[values]
+    table = np.bincount(cells, minlength=k * len(labels)).reshape(k, len(labels))
     best = order[np.argmax(table, axis=1)]
     out = np.asarray(labels, dtype=object)[best]
     out[table.sum(axis=1) == 0] = ""

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
-from dashboard.store.buffer import Snapshot
+from dashboard.store.buffer import MAX_STRING_CHARS, Snapshot
 
 #: Window name -> length in ms (None: everything buffered), in menu order.
 WINDOWS: dict[str, int | None] = {
@@ -46,7 +46,7 @@ WINDOW_LABELS: dict[str, str] = {
 DEFAULT_WINDOW = "all"
 VALIDITIES = ("all", "valid", "invalid")
 MAX_MERCHANTS = 200  # selected merchants kept from a URL
-MAX_MERCHANT_CHARS = 200
+MAX_MERCHANT_CHARS = MAX_STRING_CHARS  # a longer id cannot match: the buffer cuts strings there
 REFRESH_RANGE = (0.5, 300.0)  # seconds, as Settings.refresh_seconds
 EVERY_RANGE = (5.0, 3600.0)  # seconds a playlist page stays
 ALERT_RANGE = (1.0, 3600.0)  # seconds a wall alert banner stays

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dashboard.core.freshness import STALE_LAG, Verdict, is_stale, verdict
 from dashboard.views.transactions import Level
 
-LAG_LEVELS = (1_000, 10_000)  # messages behind: amber from the first, red from the second
+LAG_LEVELS = (STALE_LAG, 10_000)  # messages behind: amber from the first (stale), red from the second
 
 
 @dataclass(frozen=True)
@@ -69,42 +70,28 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def behind(health: Any) -> bool:
-    """True when the feed's consumer lag (summed over partitions) is at least the amber level."""
-    lags = _get(health, "lag")
-    return bool(lags) and sum(dict(lags).values()) >= LAG_LEVELS[0]
+def _total_lag(health: Any) -> int | None:
+    lags: dict[int, int] = dict(_get(health, "lag") or {})
+    return sum(lags.values()) if lags else None
 
 
-def stalled(health: Any, stale_seconds: float) -> bool:
-    """True when the feed's loop has not gone round for more than `stale_seconds`."""
-    loop_age = _get(health, "loop_age")
-    return loop_age is not None and loop_age > stale_seconds
-
-
-def quiet(health: Any, stale_seconds: float) -> bool:
-    """True when no transaction came for more than `stale_seconds` but the feed is live.
-
-    Live: connected, its loop going round, and caught up (the lag is known
-    and below the amber level). That is a quiet topic (night), not a fault.
-    """
-    age = _get(health, "last_message_age")
-    return (
-        _get(health, "state") == "connected"
-        and age is not None
-        and age > stale_seconds
-        and bool(_get(health, "lag"))
-        and not behind(health)
-        and not stalled(health, stale_seconds)
+def freshness(health: Any, stale_seconds: float) -> Verdict:
+    """Return the report's freshness verdict (`dashboard.core.freshness.verdict`), from its figures."""
+    return verdict(
+        _get(health, "state"),
+        _total_lag(health),
+        _get(health, "last_poll_age"),
+        _get(health, "last_message_age"),
+        stale_seconds,
     )
 
 
 def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
     """Return the notice to show above live numbers, None when the feed is live (or has no health).
 
-    Stale (a warning) means the broker is unreachable (an error), the feed is
-    behind by its lag, its loop stalled, or no transaction came for more than
-    `stale_seconds` while the lag is unknown. A connected, caught-up feed on a
-    quiet topic is "info": "Quiet: last transaction 18 s ago.".
+    Stale (an error or a warning) only when the feed is down, behind or
+    stalled (`dashboard.core.freshness`); a connected, caught-up feed on a
+    quiet topic gets an info line ("quiet: last transaction 18 s ago").
     Uses the report's own one-line `message` where it has one (it knows, say,
     that the topic is missing or the feed thread stopped).
     """
@@ -114,28 +101,30 @@ def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
     where = _get(health, "bootstrap") or bootstrap
     age = _get(health, "last_message_age")
     message = _get(health, "message")
-    if state == "down":
+    fresh = freshness(health, stale_seconds)
+    if fresh == "down":
         since = f" ({_age(age)})" if age is not None else ""
         what = _sentence(message) if message else f"No broker at {where}, retrying"
         return Banner("error", f"{what}. Figures stop at the last message received{since}.")
-    if age is None:
+    if fresh == "stalled":
+        poll = _get(health, "last_poll_age")
+        return Banner(
+            "warning",
+            f"The feed has not polled the broker for {duration(poll)} (stale after {stale_seconds:g} s): "
+            "these figures are not live.",
+        )
+    if fresh == "behind":
+        return Banner(
+            "warning",
+            f"The feed is {_total_lag(health):,} messages behind the broker (stale from {STALE_LAG:,}): "
+            "these figures are catching up.",
+        )
+    if fresh in ("waiting", "connecting"):
         if message:
             return Banner("info", _sentence(message) + ".")
         return Banner("info", f"Connecting to {where}…" if state == "connecting" else "Waiting for transactions…")
-    if stalled(health, stale_seconds):
-        loop_age = float(_get(health, "loop_age"))
-        return Banner("warning", f"The feed has not read for {duration(loop_age)}: these figures are not live.")
-    if behind(health):
-        lag = sum(dict(_get(health, "lag")).values())
-        return Banner("warning", f"The feed is {lag:,} messages behind the topic: these figures are catching up.")
-    if quiet(health, stale_seconds):
-        when = f"{age:.0f} s" if age < 120 else duration(age)
-        return Banner("info", f"Quiet: last transaction {when} ago.")
-    if age > stale_seconds:
-        return Banner(
-            "warning",
-            f"No transaction for {duration(age)} (stale after {stale_seconds:g} s): these figures are not live.",
-        )
+    if fresh == "quiet":
+        return Banner("info", f"Quiet: last transaction {duration(age)} ago; the feed is connected and caught up.")
     return None
 
 
@@ -147,30 +136,36 @@ def assess(health: Any, stale_seconds: float, buffered: int, capacity: int) -> l
     kafka_age = _get(health, "newest_kafka_age")
     rate = _get(health, "messages_per_second")
     lags: dict[int, int] = dict(_get(health, "lag") or {})
-    total_lag = sum(lags.values()) if lags else None
+    total_lag = _total_lag(health)
+    fresh = freshness(health, stale_seconds)
+    poll = _get(health, "last_poll_age")
     ingest_lag = _get(health, "ingest_lag")
     records = _get(health, "error_records")
     total = _get(health, "messages_total")
 
-    calm = quiet(health, stale_seconds)  # an old last message on a live, caught-up feed is no fault
-
     def stale_level(seconds: float | None) -> Level:
+        # An old last message is amber only when the feed is stale too: quiet is not stale.
         if seconds is None:
             return "gray"
-        return "green" if seconds <= stale_seconds or calm else "amber"
+        return "amber" if seconds > stale_seconds and is_stale(fresh) else "green"
 
+    quiet = fresh == "quiet"
     return [
         Figure("Broker", state, state_level, str(_get(health, "bootstrap") or "")),
         Figure(
             "Last message",
             _age(age),
             stale_level(age),
-            f"quiet topic, feed live and caught up (stale after {stale_seconds:g} s when not)"
-            if calm
-            else f"stale after {stale_seconds:g} s",
+            "quiet: connected and caught up" if quiet else f"stale after {stale_seconds:g} s when not caught up",
         ),
         Figure(
             "Newest Kafka timestamp", _age(kafka_age), stale_level(kafka_age), "ingestion time of the newest message"
+        ),
+        Figure(
+            "Feed loop",
+            "—" if poll is None else f"polled {_age(poll)}",
+            "gray" if poll is None else "amber" if fresh == "stalled" else "green",
+            f"stalled after {stale_seconds:g} s without a poll",
         ),
         Figure("Throughput", "—" if rate is None else f"{rate:,.1f} msg/s", None),
         Figure(

@@ -120,15 +120,18 @@ def caption(history: History, what: str = "the history charts") -> str | None:
     )
 
 
-def describe(snap: RollupSnapshot) -> str:
-    """One line on what the rollups hold: how many transactions, since when, how far back they reach."""
+def describe(snap: RollupSnapshot, days: float = ROLLUP_DAYS) -> str:
+    """One line on what the history holds: how many transactions, since when, how far back it reaches."""
     span = snap.span_minutes()
     if span is None:
-        return f"History (per-minute rollups by event time, up to {ROLLUP_DAYS} days back): nothing rolled up yet."
+        return (
+            f"History (the ingest workers' per-minute aggregates by event time, up to {days:g} days back): "
+            "nothing aggregated yet."
+        )
     since = pd.Timestamp(span[0] * MINUTE_MS, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"History from per-minute rollups by event time: {snap.added:,} transactions since {since}, "
-        f"kept up to {ROLLUP_DAYS} days back; the time window applies by event time."
+        f"History covers {snap.added:,} transactions since {since} (the ingest workers' per-minute aggregates "
+        f"by event time, kept up to {days:g} days back); the time window applies by event time."
     )
 
 

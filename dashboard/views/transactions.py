@@ -54,7 +54,9 @@ def counters(frame: pd.DataFrame, now_ms: int, window_ms: int | None) -> Counter
 
     `per_minute` divides the count by the minutes covered: from the window's
     start, or the oldest selected row when later (or for "everything"), to
-    now; at least one minute.
+    now; at least one minute. Counts include every row; the money figures
+    (total, average) count valid transactions only (error_mask 0): an invalid
+    one's amount is not trusted (one of 1.8e19 IRR would swamp the total).
     """
     n = len(frame)
     if n == 0:
@@ -68,7 +70,7 @@ def counters(frame: pd.DataFrame, now_ms: int, window_ms: int | None) -> Counter
         start = max(start, now_ms - window_ms)
     minutes = max(now_ms - start, MINUTE_MS) / MINUTE_MS
     amount = frame["amount"].to_numpy()
-    finite = np.isfinite(amount)
+    finite = np.isfinite(amount) & (frame["error_mask"].to_numpy() == 0)
     total = float(amount[finite].sum())
     status = frame["status"]
     with_status = int((status.cat.codes > 0).sum())
@@ -225,12 +227,23 @@ def top_merchants(frame: pd.DataFrame, n: int = 5, by: Literal["count", "value"]
     return table.loc[: n - 1, ["merchant_id", "count", "total_amount"]]
 
 
-def ranked_values(codes: np.ndarray, dictionary: tuple[str, ...]) -> list[str]:
-    """Return the non-empty values present in `codes`, most frequent first (ties by value)."""
+#: Options a page offers in one list (merchants, customers) at most; their strings are cut by the buffer.
+MAX_OPTIONS = 1000
+
+
+def ranked_values(codes: np.ndarray, dictionary: tuple[str, ...], limit: int = MAX_OPTIONS) -> list[str]:
+    """Return the `limit` most frequent non-empty values present in `codes` (ties by value).
+
+    The strings are the buffer's, so at most `dashboard.store.buffer.MAX_STRING_CHARS` long.
+    """
     count = np.bincount(codes, minlength=len(dictionary))
-    present = [i for i in np.flatnonzero(count).tolist() if i != 0]
-    present.sort(key=lambda i: (-count[i], dictionary[i]))
-    return [dictionary[i] for i in present]
+    count[0] = 0
+    present = np.flatnonzero(count)
+    if len(present) > limit:  # only the candidates that can make the cut (ties at the edge included)
+        edge = np.partition(count[present], len(present) - limit)[len(present) - limit]
+        present = present[count[present] >= edge]
+    order = sorted(present.tolist(), key=lambda i: (-count[i], dictionary[i]))
+    return [dictionary[i] for i in order[:limit]]
 
 
 def latest_positions(mask: np.ndarray, limit: int) -> np.ndarray:

@@ -48,11 +48,12 @@ def e2e_env(bootstrap: str) -> Iterator[dict[str, str]]:
         TRANSACTIONS_TOPIC=f"test.e2e.transactions.{tag}",
         ERROR_TOPIC=f"test.e2e.error_logs.{tag}",
         FRAUD_TOPIC=f"test.e2e.fraud_alerts.{tag}",
+        ROLLUPS_TOPIC=f"test.e2e.rollups.{tag}",
         INGEST_GROUP=f"test.e2e.ingest.{tag}",
         STALE_SECONDS="3600",
         PYTHONPATH=str(ROOT),
     )
-    topics = [env["TRANSACTIONS_TOPIC"], env["ERROR_TOPIC"], env["FRAUD_TOPIC"]]
+    topics = [env["TRANSACTIONS_TOPIC"], env["ERROR_TOPIC"], env["FRAUD_TOPIC"], env["ROLLUPS_TOPIC"]]
     for topic in topics:
         create_topic(bootstrap, topic)
     yield env

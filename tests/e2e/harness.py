@@ -80,12 +80,17 @@ class Dataset:
         return len(self.rows(*merchants))
 
     def amount(self, *merchants: str) -> float:
-        """Sum of the known amounts of `merchants` (all when none is given)."""
-        return float(self.rows(*merchants)["amount"].sum())  # NaN (undecodable) is skipped
+        """Sum of the amounts of the valid transactions of `merchants` (all when none is given).
+
+        Money figures count valid transactions only: an invalid one's amount is not trusted.
+        """
+        rows = self.rows(*merchants)
+        return float(rows.loc[rows["valid"], "amount"].sum())
 
     def priced(self) -> int:
-        """Transactions with a known amount."""
-        return int(self.reference["amount"].notna().sum())
+        """Valid transactions with a known amount (what the average divides by)."""
+        ref = self.reference
+        return int((ref["valid"] & ref["amount"].notna()).sum())
 
     def approval_rate(self) -> float:
         """Approved transactions among those with a known status."""

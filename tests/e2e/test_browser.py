@@ -74,6 +74,9 @@ def expect_metric(s: Session, label: str, expected: str) -> None:
     expect_text(s, metric(s.page, label), expected, f"metric {label!r} on {s.page.url}")
 
 
+VALID_ONLY = ". Valid transactions only (an invalid one's amount is not trusted)."  # the money figures' help
+
+
 def expect_help(s: Session, label: str, expected: str) -> None:
     """Wait until hovering the help icon of metric `label` shows the tooltip `expected`.
 
@@ -134,7 +137,7 @@ def test_overview_counters_equal_what_was_produced(session: Session, dataset: Da
     expect_metric(s, "Total (IRR)", compact_millions(dataset.amount()))
     expect_metric(s, "Average (IRR)", f"{dataset.amount() / dataset.priced():,.0f}")
     expect_metric(s, "Approval rate", f"{dataset.approval_rate():.1%}")
-    expect_help(s, "Total (IRR)", f"{dataset.amount():,.0f} IRR")
+    expect_help(s, "Total (IRR)", f"{dataset.amount():,.0f} IRR{VALID_ONLY}")
     expect(caption(s, dataset.total, dataset.total)).to_be_visible()
     assert_no_exception(s, "Overview")
 
@@ -175,7 +178,7 @@ def test_merchant_filter_narrows_counters(session: Session, dataset: Dataset) ->
         s.open(merchant=merchants)
         expect_metric(s, "Transactions", f"{count:,}")
         expect_metric(s, "Total (IRR)", compact_millions(amount))
-        expect_help(s, "Total (IRR)", f"{amount:,.0f} IRR")
+        expect_help(s, "Total (IRR)", f"{amount:,.0f} IRR{VALID_ONLY}")
         expect(caption(s, count, dataset.total).filter(has_text="filtered")).to_be_visible()
     assert_no_exception(s, "Overview filtered by merchant")
 

@@ -38,7 +38,11 @@ def produce(
 ) -> int:
     """Produce (key, value, timestamp_ms) messages, flush, and return how many were delivered."""
     failures: list[Any] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 2_000_000})
+    # Idempotence keeps the order of a partition's messages through retries (a fresh topic's
+    # first request may meet NOT_LEADER_FOR_PARTITION while later batches already land).
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 2_000_000, "enable.idempotence": True}
+    )
     n = 0
     for key, value, ts in messages:
         kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": lambda e, m: e and failures.append(e)}

@@ -86,7 +86,7 @@ class Sent:
 
 def produce(bootstrap: str, topic: str, items: list[tuple[int, bytes, int]]) -> list[Sent]:
     """Produce (partition, value, kafka_ts_ms) items; return what was stored, in delivery order."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     sent: list[Sent] = []
     errors: list[Any] = []
 

@@ -92,7 +92,9 @@ def test_worker_killed_mid_stream_yields_the_same_alerts_once(
     txn_id = f"test-fraud-{uuid.uuid4().hex[:8]}"
     # First kill: right after the first commit. Second: one second into the restarted
     # worker, whose first act was to rebuild its fraud state from the committed history.
-    worker = start_module("dashboard.ingest", kafka_env, "--transactional-id", txn_id, log=tmp_path / "w1.log")
+    worker = start_module(
+        "dashboard.ingest", kafka_env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w1.log"
+    )
     deadline = time.monotonic() + 90
     while committed_total(bootstrap, group, topic) == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -100,7 +102,9 @@ def test_worker_killed_mid_stream_yields_the_same_alerts_once(
     worker.wait(10)
     first = committed_total(bootstrap, group, topic)
     assert 0 < first < total, (first, total)
-    worker = start_module("dashboard.ingest", kafka_env, "--transactional-id", txn_id, log=tmp_path / "w2.log")
+    worker = start_module(
+        "dashboard.ingest", kafka_env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w2.log"
+    )
     deadline = time.monotonic() + 90
     while "rebuilt fraud state" not in (tmp_path / "w2.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.02)

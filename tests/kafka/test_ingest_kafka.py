@@ -6,6 +6,7 @@ import collections
 import os
 import random
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import Consumer
 
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from tests.kafka.kafkatools import committed_total, create_topic, produce, read_all, run_module, start_module
@@ -134,8 +136,12 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
     txn_id = f"test-worker-{uuid.uuid4().hex[:8]}"
     rng = random.Random(3)
     last = 0
+    open_records = 0  # error records written but not committed (open or aborted transactions), after the last kill
+    inside = 0  # kills that landed inside an open transaction
     for _ in range(3):
-        worker = start_module("dashboard.ingest", kafka_env, "--transactional-id", txn_id, log=tmp_path / "w.log")
+        worker = start_module(
+            "dashboard.ingest", kafka_env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w.log"
+        )
         deadline = time.monotonic() + 60
         progress = last
         while progress <= last and time.monotonic() < deadline:  # wait for this incarnation's first commit
@@ -146,6 +152,15 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
         worker.wait(10)
         assert last < progress < len(messages), (last, progress, "kill landed outside the stream")
         last = progress
+        # The dead worker's open transaction stays open (until its successor fences it): its records are
+        # visible read_uncommitted but not read_committed. More of them than after the last kill: the kill
+        # landed inside an open transaction.
+        uncommitted = len(read_all(bootstrap, kafka_env["ERROR_TOPIC"], read_committed=False, idle=1.5))
+        committed = len(read_all(bootstrap, kafka_env["ERROR_TOPIC"], idle=1.5))
+        if uncommitted - committed > open_records:
+            inside += 1
+        open_records = uncommitted - committed
+    assert inside >= 1, "no kill landed inside an open transaction: the test proved nothing"
     result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", "--transactional-id", txn_id)
     assert result.returncode == 0, result.stderr[-2000:]
     assert committed_total(bootstrap, group, topic) == len(messages)
@@ -164,7 +179,9 @@ def test_two_workers_split_the_partitions(kafka_env: dict[str, str], tmp_path: P
     create_topic(bootstrap, topic, partitions=4)
     messages, codes = expected_and_messages(100_000, seed=4)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [start_module("dashboard.ingest", kafka_env, "--until-idle", "8", log=log) for log in logs]
+    workers = [
+        start_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "8", log=log) for log in logs
+    ]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # produce once the group has settled on a split
         assigned = [[ln for ln in log.read_text().splitlines() if "assigned partitions" in ln] for log in logs]
@@ -186,3 +203,74 @@ def test_two_workers_split_the_partitions(kafka_env: dict[str, str], tmp_path: P
     keys = [(r["source"]["partition"], r["source"]["offset"], r["error_code"]) for r in records]
     assert len(keys) == len(set(keys))
     assert collections.Counter(r["error_code"] for r in records) == collections.Counter(codes)
+
+
+def test_two_processes_from_one_command_write_the_exact_error_log(kafka_env: dict[str, str]) -> None:
+    bootstrap, topic = kafka_env["KAFKA_BOOTSTRAP_SERVERS"], kafka_env["TRANSACTIONS_TOPIC"]
+    create_topic(bootstrap, topic, partitions=6)
+    messages, codes = expected_and_messages(20_000, seed=5)
+    produce(bootstrap, topic, messages)
+    base = f"test-procs-{uuid.uuid4().hex[:8]}"
+
+    result = run_module(
+        "dashboard.ingest", kafka_env, "--processes", "2", "--until-idle", "3", "--transactional-id", base
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    # Two workers ran, each with its own transactional id derived from the base.
+    assert f"ingest worker {base}-0 started" in result.stderr
+    assert f"ingest worker {base}-1 started" in result.stderr
+    assert sum("stopped:" in line for line in result.stderr.splitlines()) == 2
+    records = error_log(kafka_env)
+    keys = [(r["source"]["partition"], r["source"]["offset"], r["error_code"]) for r in records]
+    assert len(keys) == len(set(keys))
+    assert collections.Counter(r["error_code"] for r in records) == collections.Counter(codes)
+    assert committed_total(bootstrap, kafka_env["INGEST_GROUP"], topic) == len(messages)
+
+
+def test_until_idle_waits_until_the_group_has_drained_every_partition(
+    kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A partition held by another member that commits nothing keeps an idle worker running; once it leaves, the
+    worker takes the partition, processes it and exits 0 with the whole topic committed."""
+    bootstrap, topic, group = (
+        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
+        kafka_env["TRANSACTIONS_TOPIC"],
+        kafka_env["INGEST_GROUP"],
+    )
+    create_topic(bootstrap, topic, partitions=2)
+    messages, codes = expected_and_messages(4000, seed=5)
+    produce(bootstrap, topic, messages)
+    stop = threading.Event()
+    assigned = threading.Event()
+
+    def squatter() -> None:  # a member that reads and commits nothing, like a stuck or dying worker
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        consumer.subscribe([topic], on_assign=lambda c, parts: assigned.set())
+        try:
+            while not stop.is_set():
+                consumer.consume(100, 0.2)
+        finally:
+            consumer.close()
+
+    thread = threading.Thread(target=squatter, daemon=True)
+    thread.start()
+    assert assigned.wait(30)
+    worker = start_module("dashboard.ingest", kafka_env, "--until-idle", "2", log=tmp_path / "w.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "idle, but the group has not committed" not in (tmp_path / "w.log").read_text():
+            assert worker.poll() is None, (tmp_path / "w.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the worker never went idle"
+            time.sleep(0.2)
+        time.sleep(4)  # twice --until-idle: an idle worker that ignored the other partition would have left
+        assert worker.poll() is None, "exited with a partition not drained"
+        assert 0 < committed_total(bootstrap, group, topic) < len(messages)
+        stop.set()
+        thread.join(30)
+        assert worker.wait(120) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert committed_total(bootstrap, group, topic) == len(messages)
+    assert collections.Counter(r["error_code"] for r in error_log(kafka_env)) == collections.Counter(codes)

@@ -46,6 +46,7 @@ def test_feed_status_states_and_messages() -> None:
 
 def test_feed_status_lag_counts_ages_and_staleness() -> None:
     status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    status.answered()  # connected: staleness is about lag, the loop and messages
     status.assigned({0: 5, 1: 0}, {0: 10})
     assert dict(status.health(0.0, False).lag) == {0: 5}  # partition 1: no watermark yet
     status.highs({1: 3, 7: 99})  # 7 is not assigned: ignored
@@ -62,23 +63,19 @@ def test_feed_status_lag_counts_ages_and_staleness() -> None:
     assert h.newest_kafka_ts_ms == NOW_MS + 3
     assert h.newest_kafka_age == pytest.approx(110.0 - (NOW_MS + 3) / 1000)
     assert h.last_message_age == 5.0 and not h.stale
-    assert not status.health(115.0, False).stale  # exactly stale_seconds: not yet
-    assert status.health(115.001, False).stale
+    assert status.health(115.001, False).freshness == "quiet"  # caught up: an old message is not stale
+    assert not status.health(115.001, False).stale
+    status.polled(110.0)
+    assert status.health(120.0, False).freshness == "quiet"  # exactly stale_seconds since the poll: not yet
+    assert status.health(120.001, False).stale and status.health(120.001, False).freshness == "stalled"
+    status.polled(121.0)
+    status.highs({1: 1012})  # partition 1 at 12: 1,000 behind (plus 1 on partition 0)
+    assert status.health(121.0, False).freshness == "behind" and status.health(121.0, False).stale
     with pytest.raises(dataclasses.FrozenInstanceError):
         h.state = "down"  # type: ignore[misc]
     status.assigned({}, {})  # the topic disappeared
     h = status.health(120.0, False)
     assert not h.topic_found and h.partitions == 0 and h.total_lag is None
-
-
-def test_feed_status_loop_age_counts_from_the_last_beat() -> None:
-    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    assert status.health(5.0, False).loop_age is None  # the loop has not gone round yet
-    status.beat(100.0)
-    assert status.health(100.0, False).loop_age == 0.0
-    assert status.health(112.5, False).loop_age == 12.5
-    status.beat(113.0)
-    assert status.health(112.0, False).loop_age == 0.0  # a clock step back is no negative age
 
 
 def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:

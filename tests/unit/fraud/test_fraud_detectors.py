@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -251,6 +252,33 @@ def test_zero_average_alerts_with_no_ratio() -> None:
     assert orjson.loads(alert.to_json())["evidence"]["ratio"] is None
 
 
+@pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
+def test_amount_averages_are_evicted_after_the_idle_time_at_its_edge(detector: type) -> None:
+    """A customer unseen for more than idle_ms of event time is forgotten; exactly idle_ms is kept."""
+    d = detector(amount_idle_ms=60_000) if detector is FraudDetector else detector(idle_ms=60_000)
+    amount = d.amount if isinstance(d, FraudDetector) else d
+    feed(d, [tx(0, customer="old", amount=100), tx(1, customer="other", amount=100)])
+    feed(d, [tx(60, customer="new", amount=100)])  # "old" idle exactly 60 s: kept
+    assert list(amount.stats) == ["old", "other", "new"]
+    feed(d, [tx(61.5, customer="new", amount=100)])  # "old" idle 61.5 s and "other" 60.5 s: both go
+    assert list(amount.stats) == ["new"] and amount.evicted == 2
+    # Forgotten: a returning customer starts a new average (one transaction so far).
+    feed(d, [tx(62, customer="old", amount=100)])
+    assert amount.stats["old"][:2] == [1, 100]
+
+
+@pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
+def test_amount_averages_are_bounded_least_recently_seen_first(detector: type) -> None:
+    d = detector(max_customers=3)
+    amount = d.amount if isinstance(d, FraudDetector) else d
+    feed(d, [tx(i, customer=f"c{i}", amount=100) for i in range(3)])
+    feed(d, [tx(3, customer="c0", amount=100)])  # c0 seen again: c1 is now the least recently seen
+    assert list(amount.stats) == ["c1", "c2", "c0"]
+    feed(d, [tx(4, customer="c3", amount=100)])  # a fourth customer: c1 goes
+    assert list(amount.stats) == ["c2", "c0", "c3"] and amount.evicted == 1
+    assert amount.stats["c0"] == [2, 200, T0 + 3000]
+
+
 def test_amount_needs_a_history_of_at_least_one() -> None:
     with pytest.raises(ValueError, match="min_history"):
         AmountDetector(min_history=0)
@@ -394,6 +422,13 @@ def test_which_checked_transactions_feed_the_detectors(pulse_mixed: list[Message
         fed = detector_input(checked)
         if ERR_TIME in m.injected:
             assert fed is None
+        elif checked.violations:  # invalid: fed to velocity and geo, its amount untrusted
+            tx = checked.transaction
+            assert fed is not None and tx is not None
+            assert (fed.transaction_id, fed.customer_id, fed.timestamp_ms, fed.amount, fed.lat, fed.lng) == (
+                tx.transaction_id, tx.customer_id, tx.timestamp_ms, None, tx.lat, tx.lng,
+            )  # fmt: skip
+            seen.update(m.injected)
         else:
             assert fed is checked.transaction
             seen.update(m.injected)
@@ -404,6 +439,32 @@ def test_which_checked_transactions_feed_the_detectors(pulse_mixed: list[Message
                 )  # fmt: skip
     assert seen == {ERR_AMOUNT, ERR_DEVICE}
     assert detector_input(check(b"not json", T0)) is None
+
+
+def test_an_invalid_transaction_neither_raises_nor_feeds_the_amount_rule() -> None:
+    detector = FraudDetector()
+    base = {"customer_id": "c", "merchant_id": "m", "merchant_category": "retail", "payment_method": "pos",
+            "status": "approved", "commission_type": "flat", "customer_type": "individual", "risk_level": 1,
+            "vat_amount": 0, "commission_amount": 0}  # fmt: skip
+
+    def event(i: int, amount: int, total: int) -> bytes:
+        ts = T0 + i * 60_000
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
+        return orjson.dumps(
+            {**base, "transaction_id": f"t{i}", "timestamp": iso, "amount": amount, "total_amount": total}
+        )
+
+    for i in range(5):
+        checked = check(event(i, 100, 100), T0 + i * 60_000)
+        assert checked.valid
+        assert detector.observe(detector_input(checked)) == []
+    # A huge invalid amount (broken total) raises nothing and does not join the average...
+    poisoned = check(event(5, 9 * 10**18, 1), T0 + 300_000)
+    assert poisoned.codes == (ERR_AMOUNT,)
+    assert [a.rule for a in detector.observe(detector_input(poisoned))] == []
+    # ...so a valid spike after it is still caught.
+    spike = check(event(6, 5000, 5000), T0 + 360_000)
+    assert [a.rule for a in detector.observe(detector_input(spike))] == [FRAUD_AMOUNT]
 
 
 # --- replay of a seeded Pulse stream --------------------------------------------------------------

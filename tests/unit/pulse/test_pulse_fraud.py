@@ -63,6 +63,7 @@ class Event:
         self.ms = stamp
         self.point = (self.value["location"]["lat"], self.value["location"]["lng"])
         self.visible = ERR_TIME not in message.injected  # what the detectors see
+        self.valid = not message.injected  # what the amount rule sees
 
     @property
     def label(self) -> FraudLabel | None:
@@ -160,7 +161,7 @@ def test_spikes_are_20_to_50_times_the_customers_average_after_5_transactions(ru
     total: Counter[str] = Counter()
     spikes = 0
     for e in run:
-        if not e.visible:
+        if not e.valid:
             continue
         customer, amount = e.value["customer_id"], e.value["amount"]
         if e.label is not None and e.label.rule == FRAUD_AMOUNT:
@@ -192,11 +193,13 @@ def test_organic_traffic_stays_below_every_rule(stream: str, request: pytest.Fix
         if not e.visible:
             continue
         customer, amount = e.value["customer_id"], e.value["amount"]
+        per_customer[customer].append(e)
+        if not e.valid:
+            continue  # an invalid amount neither raises nor feeds the amount rule
         if e.label is None and count[customer] >= 5:
             assert amount * count[customer] <= 10 * total[customer]
         count[customer] += 1
         total[customer] += amount
-        per_customer[customer].append(e)
 
     def rules(events: list[Event]) -> set[str]:
         return {e.label.rule for e in events if e.label is not None}

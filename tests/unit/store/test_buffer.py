@@ -13,10 +13,13 @@ import pytest
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME, ERROR_CODES
 from dashboard.store.buffer import (
     CATEGORICAL,
+    COMPACT_SLACK,
     ERROR_BITS,
     ID_WIDTH,
+    MAX_STRING_CHARS,
     NUMERIC,
     RAW_KEEP,
+    RAW_KEEP_BYTES,
     Batch,
     Dictionary,
     RingBuffer,
@@ -265,6 +268,68 @@ def test_raw_sample_keeps_the_latest_payloads() -> None:
     buf.append(batch_of(range(RAW_KEEP + 50, 3 * RAW_KEEP)))  # one batch larger than RAW_KEEP
     raw = buf.snapshot().raw
     assert [row for row, _ in raw] == list(range(2 * RAW_KEEP, 3 * RAW_KEEP))
+
+
+def test_raw_sample_is_capped_in_bytes() -> None:
+    buf = RingBuffer(10)
+    big = RAW_KEEP_BYTES // 4
+    base = batch_of(range(6))
+    raw = [b"a" * big, b"b" * big, b"c" * big, b"d" * big, b"e", b"f" * (RAW_KEEP_BYTES + 1)]
+    buf.append(Batch(base.numeric, base.strings, base.ids, raw))
+    kept = buf.snapshot().raw
+    # a, b, c and d fill the cap exactly; e pushes a out; f (over the cap alone) is never kept.
+    assert [row for row, _ in kept] == [1, 2, 3, 4]
+    assert buf.raw_bytes() == 3 * big + 1 <= RAW_KEEP_BYTES
+    assert [p[:1] for _, p in kept] == [b"b", b"c", b"d", b"e"]
+
+
+def distinct_batch(seqs: range) -> Batch:
+    """Rows whose every string is distinct (customer, merchant, device, failure reason...)."""
+    base = batch_of(seqs)
+    strings = {name: [f"{name}-{i}" for i in seqs] for name in CATEGORICAL}
+    return Batch(base.numeric, strings, base.ids, base.raw)
+
+
+def test_dictionaries_drop_strings_no_buffered_row_uses() -> None:
+    capacity = 100
+    limit = 2 * capacity + COMPACT_SLACK
+    buf = RingBuffer(capacity)
+    buf.append(distinct_batch(range(limit - 1)))  # with "", exactly at the limit: no compaction yet
+    assert buf.compactions == 0 and buf.dictionary_sizes()["customer_id"] == limit
+    before = buf.snapshot()
+    buf.append(distinct_batch(range(limit - 1, limit)))  # one past: every column compacts
+    assert buf.compactions == len(CATEGORICAL)
+    assert set(buf.dictionary_sizes().values()) == {capacity + 1}  # the live rows' strings and ""
+    after = buf.snapshot()
+    assert_consistent_distinct(after, range(limit - capacity, limit))
+    # The snapshot taken before is untouched (its own codes and dictionary).
+    assert_consistent_distinct(before, range(limit - 1 - capacity, limit - 1))
+    # Amortised: the next compaction is capacity + COMPACT_SLACK distinct appends away.
+    end = limit + capacity + COMPACT_SLACK - 1
+    buf.append(distinct_batch(range(limit, end)))
+    assert buf.compactions == len(CATEGORICAL) and buf.dictionary_sizes()["customer_id"] == limit
+    buf.append(distinct_batch(range(end, end + 1)))
+    assert buf.compactions == 2 * len(CATEGORICAL)
+    assert_consistent_distinct(buf.snapshot(), range(end + 1 - capacity, end + 1))
+
+
+def assert_consistent_distinct(snap: Snapshot, seqs: range) -> None:
+    assert snap.numeric["offset"].tolist() == list(seqs)
+    for name in CATEGORICAL:
+        values = np.asarray(snap.dictionaries[name], dtype=object)[snap.codes[name]].tolist()
+        assert values == [f"{name}-{i}" for i in seqs], name
+
+
+def test_long_strings_are_cut() -> None:
+    d = Dictionary(max_chars=5)
+    codes = d.encode(["abcdefgh", "abcde", "abcdefxyz", "ab"])
+    assert codes.tolist() == [1, 1, 1, 2]  # all three cut to "abcde"
+    assert d.values == ["", "abcde", "ab"]
+    buf = RingBuffer(10)
+    base = batch_of(range(1))
+    strings = dict(base.strings) | {"merchant_id": ["m" * 10_000]}
+    buf.append(Batch(base.numeric, strings, base.ids, base.raw))
+    assert buf.snapshot().dictionaries["merchant_id"][1] == "m" * MAX_STRING_CHARS
 
 
 # -- memory --------------------------------------------------------------------------------

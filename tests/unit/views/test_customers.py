@@ -20,10 +20,12 @@ OLD = data.varied(3000, seed=40, now_ms=NOW - 6 * HOUR, span_ms=2 * 86_400_000, 
 EVENTS = data.varied(6000, seed=41, span_ms=6 * HOUR, merchants=25)
 SNAPSHOT = syn.buffer_of(EVENTS).snapshot()
 REF = data.reference(EVENTS)
-ROLLUPS = Rollups(clock=lambda: NOW / 1000)
-ROLLUPS.add_snapshot(syn.buffer_of(OLD).snapshot())
-ROLLUPS.add_snapshot(SNAPSHOT)
 SEEN = data.reference([*OLD, *EVENTS])
+#: customer_id -> first minute, as a source that remembers customers beyond the buffer would give it
+#: (the per-minute aggregates keep no customers: `Rollups` gives an empty one).
+FIRST_SEEN = (
+    SEEN[(SEEN["ts_ms"] >= 0) & (SEEN["customer_id"] != "")].groupby("customer_id")["minute"].min().astype(np.int64)
+)
 COLUMNS = ["ts_ms", "customer_id", "customer_type", "payment_method", "status", "amount"]
 CASES = [Filters(), Filters(window="1h"), Filters(methods=("online",), categories=("food_service",))]
 
@@ -34,7 +36,7 @@ def selected(filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def first_seen(frame: pd.DataFrame) -> np.ndarray:
-    return customers.first_seen_ms(ROLLUPS.snapshot().first_seen, frame)
+    return customers.first_seen_ms(FIRST_SEEN, frame)
 
 
 def with_id(ref: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +85,8 @@ def test_first_seen_is_the_earliest_event_time_known() -> None:
         name = names[code]
         if name in rolled.index:
             assert got[code] == rolled[name], name
-    # Without rollups: the earliest row in the frame.
+    # Without a first-seen series (the Rollups' is empty): the earliest row in the frame.
+    assert Rollups(clock=lambda: NOW / 1000).snapshot().first_seen.empty
     alone = customers.first_seen_ms(pd.Series(dtype=np.int64), frame)
     earliest = with_id(ref[ref["ts_ms"] >= 0]).groupby("customer_id")["ts_ms"].min()
     assert {names[c]: alone[c] for c in range(1, len(names)) if alone[c] >= 0} == earliest.to_dict()
@@ -186,3 +189,24 @@ def test_rows_without_a_customer_id_are_left_out() -> None:
     everyone = customers.top_customers(frame, first_seen(frame), n=5000)
     assert "" not in everyone["customer_id"].tolist()
     assert everyone["transactions"].sum() == len(with_id(ref))
+
+
+def test_top_customers_with_int16_codes_whose_products_overflow_int16() -> None:
+    # 12,000 customers: int16 category codes, and code * 3 customer types passes 32,767.
+    n = 12_000
+    ids = [f"cust_{i:05d}" for i in range(1, n + 1)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.Categorical(["", *ids, ids[-1]]),
+            "customer_type": pd.Categorical(["", *(["individual", "CIP", "business"] * n)[:n], "CIP"]),
+            "payment_method": pd.Categorical(["", *(["online"] * n), "pos"]),
+            "status": pd.Categorical(["", *(["approved"] * n), "declined"]),
+            "amount": np.ones(n + 2),
+            "ts_ms": np.full(n + 2, NOW),
+        }
+    )
+    assert frame["customer_id"].array.codes.dtype == np.int16
+    got = customers.top_customers(frame, np.full(n + 1, NOW), n=2)
+    assert got["customer_id"].tolist() == [ids[-1], ids[0]]
+    assert got["customer_type"].tolist()[0] in ("CIP", "business", "individual")
+    assert got["transactions"].tolist() == [2, 1]

@@ -1,0 +1,204 @@
+"""Render time while the feed catches up a backlog, and time to the first data on screen.
+
+    python bench/catchup.py [--backlog 1000000] [--capacity 200000] [--repeats 3] [--period 0.5] [--write]
+
+Against the real local broker. Pulse writes --backlog events (history mode,
+7 days, default FRAUD_RATE and INVALID_RATE, seed 42) to a fresh topic. Then:
+
+1. Render time during catch-up, in this process as the server runs it: a
+   fresh `Feed` with a buffer of --capacity rows (the default BUFFER_CAPACITY:
+   the feed backfills the newest rows that fit) starts reading the backlog
+   while the pages (overview, live_feed, validation, merchants, in turn) are
+   rendered through AppTest every --period seconds, until the buffer holds
+   what the backfill reads; then the same pages are rendered as often again at
+   rest (feed caught up, buffer full). The figure is the server-side script
+   run (bench/dashboard.py's ScriptTimer). Each round runs this twice, back to
+   back: with the feed yielding to page runs (as shipped, `store.priority`)
+   and with a feed that ignores them (a ReaderPriority no page marks), the
+   behaviour before. p50 / p95 over all rounds, catch-up time, and the median
+   of the per-round ratios p95(catch-up) / p95(at rest).
+2. Time to first data: `streamlit run app.py` on that topic (default
+   settings), headless Chromium opens the Overview as soon as the server
+   answers its health check, and the time from starting the server process
+   to the selection caption ("... buffered transactions") is taken, --repeats
+   times; median and max.
+
+With --write, replaces the catchup section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.dashboard import ScriptTimer, app_test, quiet_streamlit, share_script_cache, timed_run  # noqa: E402
+from bench.ingest import load_average, pre_produce  # noqa: E402
+from bench.latency import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from dashboard.core.settings import Settings  # noqa: E402
+from dashboard.feed.transactions import Feed  # noqa: E402
+from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
+from dashboard.store.buffer import RingBuffer  # noqa: E402
+from dashboard.store.priority import ReaderPriority, page_runs  # noqa: E402
+from dashboard.ui import source as live  # noqa: E402
+
+PAGES = ("overview", "live_feed", "validation", "merchants")
+RENDER_TARGET_MS = 150.0
+FIRST_DATA_TARGET_S = 5.0
+
+
+def p95(values: list[float]) -> float:
+    return float(np.quantile(np.asarray(values), 0.95))
+
+
+def one_run(settings: Settings, expected: int, yielding: bool, period: float) -> tuple[list[float], list[float], float]:
+    """(script seconds during catch-up, script seconds at rest, catch-up seconds) of one fresh feed."""
+    buffer = RingBuffer(settings.buffer_capacity)
+    feed = Feed(settings, buffer, priority=page_runs if yielding else ReaderPriority())
+    live.install(feed)
+    try:
+        tests = {page: app_test(page, {}) for page in PAGES}  # warm, on an empty buffer
+        during: list[float] = []
+        rest: list[float] = []
+        with ScriptTimer() as timer:
+            start = time.perf_counter()
+            feed.start()
+            i = 0
+            while buffer.total_appended < expected:
+                page = PAGES[i % len(PAGES)]
+                next_at = time.perf_counter() + period
+                during.append(timed_run(tests[page], timer, page)[0])
+                i += 1
+                if time.perf_counter() - start > 600:
+                    raise TimeoutError(f"feed read {buffer.total_appended} of {expected} in 600 s")
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+            seconds = time.perf_counter() - start
+            for j in range(max(len(during), 2 * len(PAGES))):
+                page = PAGES[j % len(PAGES)]
+                rest.append(timed_run(tests[page], timer, page)[0])
+        return during, rest, seconds
+    finally:
+        feed.stop()
+        live.install(None)
+
+
+def first_data(env: dict[str, str]) -> float:
+    """Seconds from starting the server to the Overview's selection caption in headless Chromium."""
+    logs = ROOT / "artifacts" / "bench-catchup"
+    logs.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env, logs / "app.log") as (url, started), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url)
+            caption = page.get_by_test_id("stCaptionContainer").filter(has_text="buffered transactions")
+            caption.first.wait_for(timeout=120_000)
+            return time.time() - started
+        finally:
+            browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    parser.add_argument("--capacity", type=int, default=None, help="buffer rows (default: BUFFER_CAPACITY's default)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--period", type=float, default=0.5, help="seconds between page renders during catch-up")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    quiet_streamlit()
+    share_script_cache()
+    base = Settings.from_env()
+    topic = f"bench.catchup.{uuid.uuid4().hex[:8]}"
+    load_start = load_average()
+    started = time.monotonic()
+    print(f"pre-producing {args.backlog:,} events to {topic} ...", flush=True)
+    pre_produce(base, topic, args.backlog, base.invalid_rate, 3)
+    backlog = message_count(base, topic)
+    capacity = args.capacity or Settings.from_env({}).buffer_capacity
+    settings = replace(
+        base,
+        transactions_topic=topic,
+        error_topic=f"{topic}.errors",
+        fraud_topic=f"{topic}.fraud",
+        buffer_capacity=capacity,
+    )
+    expected = min(backlog, capacity)
+    runs: dict[bool, list[tuple[list[float], list[float], float]]] = {True: [], False: []}
+    firsts: list[float] = []
+    env = dict(os.environ, TRANSACTIONS_TOPIC=topic, BUFFER_CAPACITY=str(capacity))
+    env.update(ERROR_TOPIC=settings.error_topic, FRAUD_TOPIC=settings.fraud_topic)
+    try:
+        for i in range(args.repeats):
+            for yielding in (True, False) if i % 2 == 0 else (False, True):
+                runs[yielding].append(one_run(settings, expected, yielding, args.period))
+                during, rest, seconds = runs[yielding][-1]
+                print(
+                    f"  round {i + 1}, feed {'yielding' if yielding else 'not yielding'}: caught up {expected:,} in"
+                    f" {seconds:.1f} s; renders during p50 {1000 * statistics.median(during):.0f} / p95"
+                    f" {1000 * p95(during):.0f} ms ({len(during)}), at rest p50 {1000 * statistics.median(rest):.0f} /"
+                    f" p95 {1000 * p95(rest):.0f} ms (load {load_average()})",
+                    flush=True,
+                )
+            firsts.append(first_data(env))
+            print(f"  round {i + 1}: first data on screen {firsts[-1]:.1f} s after the server started", flush=True)
+    finally:
+        delete_topics(base, [topic])
+    lines = [
+        "| feed | catch-up s (median) | renders | during catch-up p50 / **p95** ms | at rest p50 / p95 ms"
+        " | p95 during / at rest (median of rounds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    figures = {}
+    for yielding in (True, False):
+        during = [t for d, _, _ in runs[yielding] for t in d]
+        rest = [t for _, r, _ in runs[yielding] for t in r]
+        ratio = statistics.median(p95(d) / p95(r) for d, r, _ in runs[yielding])
+        figures[yielding] = p95(during)
+        lines.append(
+            f"| {'yields to page runs (now)' if yielding else 'ignores page runs (before)'}"
+            f" | {statistics.median(s for _, _, s in runs[yielding]):.1f} | {len(during)}"
+            f" | {1000 * statistics.median(during):.0f} / **{1000 * p95(during):.0f}**"
+            f" | {1000 * statistics.median(rest):.0f} / {1000 * p95(rest):.0f} | {ratio:.2f} |"
+        )
+    render_ok = 1000 * figures[True] <= RENDER_TARGET_MS
+    first_ok = max(firsts) <= FIRST_DATA_TARGET_S
+    command = (
+        f"python bench/catchup.py --backlog {args.backlog} --capacity {capacity} --repeats {args.repeats}"
+        f" --period {args.period:g}"
+    )
+    body = (
+        "## Render time during catch-up\n\n"
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M')}; load average {load_start} at the start,"
+        f" {load_average()} at the end; run took {time.monotonic() - started:.0f} s). A backlog of {backlog:,}"
+        f" messages; the feed's buffer holds {capacity:,} (it backfills the newest {expected:,}). Server-side"
+        f" script runs of {', '.join(PAGES)} in turn every {args.period:g} s; method in the docstring of"
+        " bench/catchup.py.\n\n" + "\n".join(lines) + "\n\n"
+        f"First data on screen (Overview caption in headless Chromium) after starting the server: median"
+        f" {statistics.median(firsts):.1f} s, max {max(firsts):.1f} s over {len(firsts)} starts.\n\n"
+        "Targets:\n\n"
+        f"- p95 render ≤ {RENDER_TARGET_MS:.0f} ms while the feed catches up: {'met' if render_ok else 'NOT met'}"
+        f" ({1000 * figures[True]:.0f} ms; {1000 * figures[False]:.0f} ms with the feed ignoring page runs)\n"
+        f"- first page shows data within {FIRST_DATA_TARGET_S:.0f} s of the server starting:"
+        f" {'met' if first_ok else 'NOT met'} (max {max(firsts):.1f} s)\n"
+    )
+    print("\n" + body)
+    if args.write:
+        write_section("catchup", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

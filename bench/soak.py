@@ -1,0 +1,206 @@
+"""Soak benchmark: millions of messages with millions of distinct keys through the worker and the dashboard's feeds.
+
+    python bench/soak.py [--messages 1000000] [--capacity 20000] [--rate 0] [--json FILE]
+
+Against the real local broker (KAFKA_BOOTSTRAP_SERVERS, default localhost:9092).
+On fresh uuid topics, a child process produces `--messages` transactions whose
+customer, merchant, device model and failure reason strings are all distinct
+(event times advance 10 ms a message, from a day ago, so the fraud windows
+and the per-minute aggregates see a realistic clock; Kafka timestamp = event
+time). Meanwhile an ingest worker (`python -m dashboard.ingest`, fraud
+detectors on, FRAUD_MAX_CUSTOMERS=50000) and, in this process, the dashboard's
+live source (the transactions `Feed` into a RingBuffer of `--capacity`, the
+`RollupFeed` into `Rollups`, snapshots taken as pages would) consume it.
+Every 2 s it samples the resident memory (VmRSS from /proc) of this process
+(the app) and of the worker. After a warm-up (the first quarter of the
+messages) the memory must stay flat: it prints the samples and the growth
+from the end of warm-up to the end, and with --json writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEP_MS = 10  # event time between messages
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process in MB (VmRSS of /proc), 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> None:
+    """Child process: produce `n` transactions with all-distinct strings (see the module docstring)."""
+    import orjson  # noqa: PLC0415
+    from confluent_kafka import Producer  # noqa: PLC0415
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "compression.type": "lz4"})
+    tag = uuid.uuid4().hex[:6]
+    started = time.monotonic()
+    for i in range(n):
+        ts = start_ms + i * STEP_MS
+        amount = 1000 + i % 100_000
+        customer = f"cust_{tag}_{i}"
+        ev: dict[str, object] = {
+            "transaction_id": f"{tag}-{i:012d}",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z",
+            "customer_id": customer,
+            "merchant_id": f"merch_{tag}_{i}",
+            "merchant_category": ("retail", "food_service", "entertainment", "transportation", "government")[i % 5],
+            "payment_method": ("online", "pos", "mobile", "nfc")[i % 4],
+            "amount": amount,
+            "location": {"lat": 35.0 + (i % 1000) / 1000, "lng": 51.0 + (i % 777) / 777},
+            "device_info": {"os": "Android", "app_version": "1.0", "device_model": f"model_{i}"}
+            if i % 4 in (0, 2)
+            else {},
+            "status": "declined" if i % 20 == 0 else "approved",
+            "commission_type": ("flat", "progressive", "tiered")[i % 3],
+            "commission_amount": 20,
+            "vat_amount": 90,
+            "total_amount": amount + 110,
+            "customer_type": "individual",
+            "risk_level": 2,
+            "failure_reason": f"reason_{i}" if i % 20 == 0 else None,
+        }
+        while True:
+            try:
+                producer.produce(topic, orjson.dumps(ev), customer.encode(), timestamp=ts)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        if rate > 0 and i % 1000 == 0:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--capacity", type=int, default=20_000, help="BUFFER_CAPACITY of the dashboard")
+    parser.add_argument("--rate", type=float, default=0, help="messages per second to produce (0: as fast as possible)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    tag = uuid.uuid4().hex[:8]
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        TRANSACTIONS_TOPIC=f"soak.transactions.{tag}",
+        ERROR_TOPIC=f"soak.error_logs.{tag}",
+        FRAUD_TOPIC=f"soak.fraud_alerts.{tag}",
+        ROLLUPS_TOPIC=f"soak.rollups.{tag}",
+        INGEST_GROUP=f"soak.ingest.{tag}",
+        BUFFER_CAPACITY=str(args.capacity),
+        FRAUD_MAX_CUSTOMERS="50000",
+        PYTHONPATH=str(ROOT),
+    )
+    # Fork the producer before the dashboard's modules are loaded: its heap is not ours.
+    start_ms = int(time.time() * 1000) - 86_400_000 + 60_000
+    ctx = multiprocessing.get_context("fork")
+
+    from dashboard.core.settings import Settings  # noqa: PLC0415
+    from dashboard.kafka.admin import delete_topics, ensure_topics  # noqa: PLC0415
+
+    settings = Settings.from_env(env)
+    topics = [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
+    ensure_topics(settings, topics)
+    producer = ctx.Process(
+        target=produce, args=(bootstrap, settings.transactions_topic, args.messages, start_ms, args.rate)
+    )
+    producer.start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.ingest", "--processes", "1"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    from dashboard.feed.rollups import RollupFeed  # noqa: PLC0415
+    from dashboard.feed.transactions import Feed  # noqa: PLC0415
+    from dashboard.store.buffer import RingBuffer  # noqa: PLC0415
+
+    gc.freeze()  # as the app does (ui.boot)
+    feed = Feed(settings, RingBuffer(args.capacity))
+    history = RollupFeed(settings)
+    feed.start()
+    history.start()
+    samples: list[dict[str, float]] = []
+    started = time.monotonic()
+    try:
+        while True:
+            time.sleep(2.0)
+            health = feed.health()
+            feed.buffer.snapshot()  # as a page would
+            snap = history.rollups.snapshot()
+            sample = {
+                "t": round(time.monotonic() - started, 1),
+                "consumed": health.messages_total,
+                "aggregated": snap.added,
+                "app_mb": round(rss_mb(), 1),
+                "worker_mb": round(rss_mb(worker.pid), 1),
+            }
+            samples.append(sample)
+            print(
+                f"{sample['t']:7.1f} s  feed {sample['consumed']:>10,}  aggregated {sample['aggregated']:>10,}  "
+                f"app {sample['app_mb']:7.1f} MB  worker {sample['worker_mb']:7.1f} MB",
+                flush=True,
+            )
+            # The feed backfills only what fits its buffer, then tails: done when it is caught up with everything.
+            if not producer.is_alive() and health.total_lag == 0 and snap.added >= args.messages:
+                break
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}")
+            if time.monotonic() - started > 3600:
+                raise SystemExit("not done within an hour")
+    finally:
+        feed.stop()
+        history.stop()
+        worker.terminate()
+        worker.wait(30)
+        producer.join(5)
+        delete_topics(settings, topics)
+
+    warm = next(s for s in samples if s["consumed"] >= args.messages // 4)
+    end = samples[-1]
+    figures = {
+        "messages": args.messages,
+        "capacity": args.capacity,
+        "seconds": end["t"],
+        "app_mb_after_warmup": warm["app_mb"],
+        "app_mb_end": end["app_mb"],
+        "app_mb_max_after_warmup": max(s["app_mb"] for s in samples if s["t"] >= warm["t"]),
+        "worker_mb_after_warmup": warm["worker_mb"],
+        "worker_mb_max_after_warmup": max(s["worker_mb"] for s in samples if s["t"] >= warm["t"]),
+        "buffer_dictionaries": feed.buffer.dictionary_sizes(),
+        "rollup_records": history.rollups.records(),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"figures": figures, "samples": samples}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The dashboard's history feed: reads darooghe.rollups from its start, then tails it, into `Rollups`.
+
+The ingest workers write per-minute aggregates there (`dashboard.core.rollup`),
+exactly once, in their Kafka transactions; this thread reads them with
+`read_committed` (aborted runs never show), every partition `assign()`ed
+from the beginning, with a throwaway group id and no commits, so it
+disturbs nobody and every restart of the dashboard reads the full history
+again (the topic is compacted: ROLLUP_DAYS of minutes, not every update).
+Partitions are re-listed every `metadata_interval`; a missing topic or an
+unreachable broker is retried. Never calls `st.*`: pages read
+`rollups.snapshot()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from dashboard.core.settings import Settings
+from dashboard.kafka.broker_state import DOWN_CODES
+from dashboard.store.rollups import Rollups
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+POLL_TIMEOUT = 0.5
+QUERY_TIMEOUT = 2.0
+
+
+class RollupFeed:
+    """Reads the rollups topic into `rollups` on a daemon thread; see the module docstring.
+
+    `caught_up` turns True once a poll after the assignment found nothing
+    more to read (the history is loaded); `records` counts values read.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rollups: Rollups | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        metadata_interval: float = 10.0,
+        retry_interval: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.rollups = rollups if rollups is not None else Rollups(settings.rollup_days, clock)
+        self.metadata_interval = metadata_interval
+        self.retry_interval = retry_interval
+        self.records = 0
+        self.caught_up = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread; a second call does nothing."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="darooghe-rollups", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait up to `timeout` seconds."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in DOWN_CODES:
+            logger.debug("rollups feed: %s", err.str())
+        else:
+            logger.warning("rollups feed: %s", err.str())
+
+    def _loop(self) -> None:
+        topic = self.settings.rollups_topic
+        consumer = Consumer(
+            self.settings.kafka_config(
+                group_id=f"darooghe-dashboard-rollups-{uuid.uuid4().hex}",  # never joined, never committed
+                client_id="darooghe-dashboard-rollups",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",  # the workers write transactionally
+                allow_auto_create_topics=False,
+                error_cb=self._on_error,
+            )
+        )
+        assigned: set[int] = set()
+        try:
+            next_meta = 0.0
+            while not self._stop.is_set():
+                if time.monotonic() >= next_meta:
+                    found = self._assign(consumer, topic, assigned)
+                    next_meta = time.monotonic() + (self.metadata_interval if found else self.retry_interval)
+                messages = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                values = []
+                for msg in messages:
+                    err = msg.error()
+                    if err is None:
+                        values.append(msg.value())
+                    elif err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        next_meta = 0.0
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        self._on_error(err)
+                if values:
+                    self.rollups.apply_values(values)
+                    self.records += len(values)
+                elif assigned and not messages:
+                    self.caught_up = True
+        except Exception:
+            logger.exception("rollups feed crashed; the history charts stop updating")
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer, topic: str, assigned: set[int]) -> bool:
+        """Assign partitions not assigned yet, from their beginning; False when the topic is missing."""
+        try:
+            meta = consumer.list_topics(topic, timeout=QUERY_TIMEOUT).topics.get(topic)
+        except KafkaException as exc:
+            self._on_error(exc.args[0])
+            return False
+        if meta is None or meta.error is not None or not meta.partitions:
+            return False
+        new = sorted(set(meta.partitions) - assigned)
+        if new:
+            consumer.incremental_assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in new])
+            assigned.update(new)
+            logger.info("reading %s partitions %s from the beginning", topic, new)
+        return True

@@ -1,0 +1,276 @@
+"""Per-minute aggregates of transactions, as the ingest workers write them to darooghe.rollups. Pure, no Kafka.
+
+`MinuteAggregator` keeps one open RUN per (partition, minute of event time)
+touched recently: counts and sums by cube cell (merchant category, payment
+method, status, commission type, validity), counts by error code, and sums
+per merchant. `flush()` returns the records of the runs changed since the
+last flush, cumulative (`dashboard.core.rollup`), for the worker to produce
+in the transaction that commits their offsets; then runs beyond `max_open`
+per partition are closed, least recently touched first (a later transaction
+of that minute opens a new run, with a new id). `reset()` forgets every
+open run: call it when a transaction aborts (its contributions never
+counted, and the runs' committed values stay valid under their own keys);
+`drop(partitions)` when partitions are revoked.
+
+Skipped (counted in `skipped`): messages without an event time, or with a
+negative one. Strings of merchant ids are cut at MAX_ID_CHARS.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Callable, Iterable
+
+from dashboard.core.rollup import (
+    ENUM_CODES,
+    FORMAT,
+    MERCHANT_CELL_BITS,
+    RollupRecord,
+    encode,
+    pack_cell,
+    packed,
+    record_key,
+)
+from dashboard.core.schema import ERROR_CODES
+from dashboard.core.timeunits import MINUTE_MS
+from dashboard.core.validation import Checked, PlainTransaction, decode_plain
+
+TOP_MERCHANTS = 20  # merchants kept by count, and by amount, per record
+MAX_OPEN = 8  # open runs per partition
+MAX_ID_CHARS = 200
+_ERROR_INDEX = {code: i for i, code in enumerate(ERROR_CODES)}
+_CATEGORY, _METHOD = ENUM_CODES["merchant_category"], ENUM_CODES["payment_method"]
+_STATUS, _CTYPE = ENUM_CODES["status"], ENUM_CODES["commission_type"]
+
+
+class _Run:
+    __slots__ = ("cube", "dirty", "errors", "id", "merchants", "touched")
+
+    def __init__(self, run_id: str) -> None:
+        self.id = run_id
+        self.cube: dict[int, list[float]] = {}  # cell -> [count, amount, commission]
+        self.errors = [0] * len(ERROR_CODES)
+        self.merchants: dict[tuple[str, int, int], list[float]] = {}  # (merchant, category, ctype) -> sums
+        self.dirty = False
+        self.touched = 0
+
+
+def _number(value: object) -> float:
+    """A finite amount as float; anything else (None, NaN, a huge int) adds 0."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return out if out - out == 0 else 0.0
+
+
+class MinuteAggregator:
+    """Cumulative per-minute aggregates of the partitions one worker owns; see the module docstring.
+
+    `top`: merchants kept per record by count and by amount (None: all);
+    `new_run`: run ids (random by default); `clock`: epoch seconds, only to
+    cap record timestamps at now.
+    """
+
+    def __init__(
+        self,
+        top: int | None = TOP_MERCHANTS,
+        max_open: int = MAX_OPEN,
+        new_run: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.top = top
+        self.max_open = max_open
+        self.new_run = new_run or (lambda: os.urandom(8).hex())
+        self.clock = clock
+        self._runs: dict[tuple[int, int], _Run] = {}
+        self._seq = 0
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def add_message(
+        self, partition: int, value: bytes | None, kafka_ts_ms: int, checked: Checked | None, skew_ms: int
+    ) -> None:
+        """Add one consumed message: `checked` is None for a valid one (decoded here), else its full judgement."""
+        if checked is None:
+            tx = decode_plain(value, kafka_ts_ms, skew_ms) if value else None
+            if tx is None:  # cannot happen for a message judged valid; count it, never raise
+                self.skipped += 1
+                return
+            self.add_valid(partition, tx)
+        else:
+            self.add_checked(partition, checked)
+
+    def add_valid(self, partition: int, tx: PlainTransaction) -> None:
+        """Add a transaction the fast path passed (valid)."""
+        self.add(
+            partition,
+            tx.timestamp_ms,
+            tx.merchant_id,
+            tx.merchant_category,
+            tx.payment_method,
+            tx.status,
+            tx.commission_type,
+            tx.amount,
+            tx.commission_amount,
+            (),
+        )
+
+    def add_checked(self, partition: int, checked: Checked) -> None:
+        """Add a message the full check judged (invalid, or valid but off the fast path)."""
+        t = checked.transaction
+        if t is None:
+            self.skipped += 1
+            return
+        self.add(
+            partition,
+            t.timestamp_ms,
+            t.merchant_id,
+            t.merchant_category,
+            t.payment_method,
+            t.status,
+            t.commission_type,
+            t.amount,
+            t.commission_amount,
+            checked.codes,
+        )
+
+    def add(
+        self,
+        partition: int,
+        ts_ms: int | None,
+        merchant: str | None,
+        category: str | None,
+        method: str | None,
+        status: str | None,
+        ctype: str | None,
+        amount: object,
+        commission: object,
+        codes: Iterable[str],
+    ) -> None:
+        """Add one transaction's fields (codes: its error codes, none when valid)."""
+        if ts_ms is None or ts_ms < 0:
+            self.skipped += 1
+            return
+        minute = ts_ms // MINUTE_MS
+        run = self._runs.get((partition, minute))
+        if run is None:
+            run = self._runs[(partition, minute)] = _Run(self.new_run())
+        self._seq += 1
+        run.touched = self._seq
+        run.dirty = True
+        valid = 1
+        errors = run.errors
+        for code in codes:
+            valid = 0
+            index = _ERROR_INDEX.get(code)
+            if index is not None:
+                errors[index] += 1
+        cat, ct = _CATEGORY.get(category or "", 0), _CTYPE.get(ctype or "", 0)
+        a, c = _number(amount), _number(commission)
+        cell = (
+            ((((cat << 3) | _METHOD.get(method or "", 0)) << 2 | _STATUS.get(status or "", 0)) << 2 | ct) << 1
+        ) | valid
+        sums = run.cube.get(cell)
+        if sums is None:
+            run.cube[cell] = [1, a, c]
+        else:
+            sums[0] += 1
+            sums[1] += a
+            sums[2] += c
+        key = ((merchant or "")[:MAX_ID_CHARS], cat, ct)
+        sums = run.merchants.get(key)
+        if sums is None:
+            run.merchants[key] = [1, a, c]
+        else:
+            sums[0] += 1
+            sums[1] += a
+            sums[2] += c
+
+    def flush(self) -> list[tuple[bytes, bytes, int]]:
+        """Return (key, value, timestamp ms) of every run changed since the last flush; close runs beyond max_open.
+
+        The timestamp is the minute's end, at most now, so time retention
+        ages records by event time.
+        """
+        now_ms = int(self.clock() * 1000)
+        out = []
+        for (partition, minute), run in self._runs.items():
+            if run.dirty:
+                run.dirty = False
+                record = self.record(partition, minute, run)
+                ts = max(0, min(now_ms, (minute + 1) * MINUTE_MS))
+                out.append((record_key(minute, partition, run.id), encode(record), ts))
+        self._close_oldest()
+        return out
+
+    def record(self, partition: int, minute: int, run: _Run) -> RollupRecord:
+        """The cumulative record of one run."""
+        cells = sorted(run.cube)
+        sums = [run.cube[c] for c in cells]
+        rows = self._merchant_rows(run.merchants)
+        return RollupRecord(
+            format=FORMAT,
+            minute=minute,
+            partition=partition,
+            run=run.id,
+            count=int(sum(s[0] for s in sums)),
+            cells=packed("H", cells),
+            counts=packed("I", [int(s[0]) for s in sums]),
+            amounts=packed("d", [s[1] for s in sums]),
+            commissions=packed("d", [s[2] for s in sums]),
+            errors=list(run.errors),
+            merchants=[r[0] for r in rows],
+            m_cells=packed("H", [pack_cell((r[1], r[2]), MERCHANT_CELL_BITS) for r in rows]),
+            m_counts=packed("I", [int(r[3]) for r in rows]),
+            m_amounts=packed("d", [r[4] for r in rows]),
+            m_commissions=packed("d", [r[5] for r in rows]),
+        )
+
+    def _merchant_rows(
+        self, merchants: dict[tuple[str, int, int], list[float]]
+    ) -> list[tuple[str, int, int, float, float, float]]:
+        """Top merchants by count and by amount, the rest summed per (category, commission type) under ""."""
+        items = list(merchants.items())
+        if self.top is not None and len(items) > self.top:
+            by_count = heapq.nlargest(self.top, items, key=lambda kv: (kv[1][0], kv[0]))
+            by_amount = heapq.nlargest(self.top, items, key=lambda kv: (kv[1][1], kv[0]))
+            kept = {kv[0] for kv in by_count} | {kv[0] for kv in by_amount}
+        else:
+            kept = {k for k, _ in items}
+        rows: list[tuple[str, int, int, float, float, float]] = []
+        other: dict[tuple[int, int], list[float]] = {}
+        for (merchant, cat, ct), (n, a, c) in items:
+            if merchant and (merchant, cat, ct) in kept:
+                rows.append((merchant, cat, ct, n, a, c))
+                continue
+            sums = other.setdefault((cat, ct), [0, 0.0, 0.0])
+            sums[0] += n
+            sums[1] += a
+            sums[2] += c
+        rows.sort()
+        rows.extend(("", cat, ct, n, a, c) for (cat, ct), (n, a, c) in sorted(other.items()))
+        return rows
+
+    def _close_oldest(self) -> None:
+        by_partition: dict[int, list[tuple[int, int]]] = {}
+        for key, run in self._runs.items():
+            by_partition.setdefault(key[0], []).append((run.touched, key[1]))
+        for partition, runs in by_partition.items():
+            if len(runs) > self.max_open:
+                for _, minute in sorted(runs)[: len(runs) - self.max_open]:
+                    del self._runs[(partition, minute)]
+
+    def reset(self) -> None:
+        """Forget every open run (after an aborted transaction)."""
+        self._runs.clear()
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the open runs of `partitions` (revoked)."""
+        gone = set(partitions)
+        for key in [k for k in self._runs if k[0] in gone]:
+            del self._runs[key]
