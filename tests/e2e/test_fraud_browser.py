@@ -23,7 +23,7 @@ DEADLINE_MS = 30_000
 @pytest.fixture(scope="module")
 def fraud_app(e2e_env: dict[str, str]) -> Iterator[App]:
     """The ingest worker and the app, both on the module's fresh topics."""
-    worker = start_module("dashboard.ingest", e2e_env, log=ARTIFACTS / "fraud-ingest.log")
+    worker = start_module("dashboard.ingest", e2e_env, "--processes", "1", log=ARTIFACTS / "fraud-ingest.log")
     try:
         with running_app(e2e_env, ARTIFACTS / "fraud-streamlit.log") as server:
             yield server

@@ -103,7 +103,7 @@ def wall_app(e2e_env: dict[str, str], dataset: Dataset) -> Iterator[App]:
     """The ingest worker and the app on the module's topics; two alerts raised before the app starts."""
     bootstrap = e2e_env["KAFKA_BOOTSTRAP_SERVERS"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    worker = start_module("dashboard.ingest", e2e_env, log=ARTIFACTS / "wall-ingest.log")
+    worker = start_module("dashboard.ingest", e2e_env, "--processes", "1", log=ARTIFACTS / "wall-ingest.log")
     try:
         produce(bootstrap, e2e_env["TRANSACTIONS_TOPIC"], fraud_patterns(int(time.time() * 1000), "cust_a", "cust_b"))
         wait_alerts(bootstrap, e2e_env["FRAUD_TOPIC"], 2)
