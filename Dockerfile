@@ -11,5 +11,5 @@ COPY app.py .
 COPY .streamlit/config.toml .streamlit/config.toml
 RUN useradd --create-home --uid 10001 darooghe
 USER darooghe
-EXPOSE 8501
+EXPOSE 8501 9108
 CMD ["python", "-m", "dashboard.ingest"]

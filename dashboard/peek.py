@@ -21,6 +21,7 @@ from dashboard.core.cli import load_settings, setup_logging
 from dashboard.core.settings import Settings
 from dashboard.core.validation import Checked, check, excerpt
 from dashboard.kafka.broker_state import BrokerState
+from dashboard.kafka.config import preflight
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("n", nargs="?", type=int, default=50, help="messages to read (default 50)")
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
-    settings = load_settings("peek")
+    settings = load_settings("peek", preflight)
     try:
         messages = read_from_start(settings, args.n)
     except KafkaException as exc:  # list_topics timed out: no broker

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from dashboard.core.settings import Settings, SettingsError
 
@@ -15,10 +16,17 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def load_settings(program: str) -> Settings:
-    """Return settings from the environment, or exit 2 with one readable line."""
+def load_settings(program: str, check: Callable[[Settings], None] | None = None) -> Settings:
+    """Return settings from the environment, or exit 2 with one readable line.
+
+    `check` (say, dashboard.kafka.config.check_client_config) may refuse the
+    settings further by raising SettingsError.
+    """
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        if check is not None:
+            check(settings)
+        return settings
     except SettingsError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

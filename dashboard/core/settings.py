@@ -24,6 +24,8 @@ INIT_MODES = ("flush", "append", "skip")
 # the local broker script's.
 _NOT_LIBRDKAFKA = {
     "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_NODES",
+    "KAFKA_SASL",
     "KAFKA_PORT",
     "KAFKA_CONTROLLER_PORT",
     "KAFKA_HOME",
@@ -36,9 +38,40 @@ _NOT_LIBRDKAFKA = {
     "KAFKA_EXTRA_CONFIG",
     "KAFKA_STOP_TIMEOUT",
 }
+#: What to check when the broker refuses our credentials (logs, the Health page).
+CREDENTIALS_HINT = "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
 # confluent-kafka's Python-side options, whose names keep their underscores.
 _PYTHON_KEYS = {"error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_delivery", "on_commit", "logger"}
-_SECRET_WORDS = ("password", "secret", "key", "token", "jaas")
+_SECRET_WORDS = ("password", "secret", "key", "token", "jaas", "credential")
+# Every `sasl.*` and `ssl.*` setting is masked in logs except these, which hold
+# no secret (a mechanism, a user name, a path, an algorithm).
+_PUBLIC_SECURITY_KEYS = {
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.principal",
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.token.endpoint.url",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.crl.location",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.cipher.suites",
+    "ssl.curves.list",
+    "ssl.sigalgs.list",
+    "ssl.engine.id",
+}
+
+
+def is_secret(key: str) -> bool:
+    """True when the librdkafka setting `key` may hold a secret: never log its value."""
+    if key.startswith(("sasl.", "ssl.")) and key not in _PUBLIC_SECURITY_KEYS:
+        return True
+    return any(word in key for word in _SECRET_WORDS)
 
 
 class SettingsError(ValueError):
@@ -83,6 +116,17 @@ class Settings:
     fraud_topic: str = _spec(FRAUD_TOPIC, "FRAUD_TOPIC", str, doc="topic of fraud alerts")
     rollups_topic: str = _spec(ROLLUPS_TOPIC, "ROLLUPS_TOPIC", str, doc="topic of per-minute aggregates")
     topic_partitions: int = _spec(3, "TOPIC_PARTITIONS", int, 1, 64, doc="partitions of topics we create")
+    topic_replication: int = _spec(
+        1, "TOPIC_REPLICATION_FACTOR", int, 1, 16, doc="replicas of every partition of topics we create (production: 3)"
+    )
+    topic_min_insync: int | None = _spec(
+        None,
+        "TOPIC_MIN_INSYNC_REPLICAS",
+        _optional_int,
+        1,
+        16,
+        doc="min.insync.replicas of topics we create (empty: min(2, replication))",
+    )
     # Pulse generator (names and ranges of the original course generator).
     event_rate: float = _spec(100.0, "EVENT_RATE", float, 10, 1000, doc="average events per minute")
     peak_factor: float = _spec(2.5, "PEAK_FACTOR", float, 1.0, 5.0, doc="rate multiplier at the daily peak")
@@ -145,6 +189,11 @@ class Settings:
     analysts: tuple[str, ...] = _spec(
         (), "DASHBOARD_ANALYSTS", parse_people, doc="emails and @domains who see customer data unmasked"
     )
+    # Operations.
+    metrics_port: int | None = _spec(
+        None, "METRICS_PORT", _optional_int, 1, 65535, doc="ingest worker's /metrics and /healthz port (empty: off)"
+    )
+    metrics_address: str = _spec("127.0.0.1", "METRICS_ADDRESS", str, doc="address the metrics port binds to")
     kafka_extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold secrets
 
     @classmethod
@@ -177,6 +226,18 @@ class Settings:
         )
         return cls(**values, kafka_extra=extra)
 
+    def __post_init__(self) -> None:
+        if self.topic_min_insync is not None and self.topic_min_insync > self.topic_replication:
+            raise SettingsError(
+                f"TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync} exceeds "
+                f"TOPIC_REPLICATION_FACTOR={self.topic_replication}: no write could ever succeed"
+            )
+
+    @property
+    def min_insync(self) -> int:
+        """min.insync.replicas of the topics we create: TOPIC_MIN_INSYNC_REPLICAS or min(2, replication)."""
+        return self.topic_min_insync if self.topic_min_insync is not None else min(2, self.topic_replication)
+
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
         """Return the librdkafka config: bootstrap servers, passthrough settings, then overrides.
 
@@ -191,8 +252,15 @@ class Settings:
 
     def describe(self) -> str:
         """One line for logs with secrets masked."""
-        extra = ", ".join(f"{k}={'***' if any(w in k for w in _SECRET_WORDS) else v}" for k, v in self.kafka_extra)
+        extra = ", ".join(f"{k}={'***' if is_secret(k) else v}" for k, v in self.kafka_extra)
         return f"bootstrap={self.bootstrap_servers}" + (f" ({extra})" if extra else "")
+
+    def mask(self, text: str) -> str:
+        """Return `text` with the value of every secret passthrough setting replaced by ***."""
+        for key, value in self.kafka_extra:
+            if value and is_secret(key):
+                text = text.replace(value, "***")
+        return text
 
 
 def _check_range(spec: Spec, value: Any, text: str) -> None:

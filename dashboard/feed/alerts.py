@@ -51,16 +51,20 @@ class AlertFeed:
 
     def _run(self) -> None:
         s = self.settings
-        consumer = Consumer(
-            s.kafka_config(
-                group_id=f"darooghe-dashboard-alerts-{uuid.uuid4().hex[:8]}",
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                auto_offset_reset="earliest",
-                allow_auto_create_topics=False,
-                error_cb=self.state.on_error,
+        try:
+            consumer = Consumer(
+                s.kafka_config(
+                    group_id=f"darooghe-dashboard-alerts-{uuid.uuid4().hex[:8]}",
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    auto_offset_reset="earliest",
+                    allow_auto_create_topics=False,
+                    error_cb=self.state.on_error,
+                )
             )
-        )
+        except KafkaException as exc:  # a bad KAFKA_* setting: the transaction feed shows it on the page
+            logger.error("fraud alert feed not started: %s", s.mask(exc.args[0].str()))
+            return
         next_look = 0.0
         try:
             while not self._stop.is_set():

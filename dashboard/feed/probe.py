@@ -21,6 +21,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from dashboard.core.settings import Settings
+from dashboard.kafka.admin import replication_problem
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,17 @@ class PipelineProbe:
             request_timeout=self.timeout,
         )
         return {tp.partition: f.result(self.timeout + 1).offset for tp, f in futures.items()}
+
+    def cluster(self) -> tuple[int, str | None] | None:
+        """Return (brokers up, replication problem or None) for our three topics; None when no answer."""
+        s = self.settings
+        try:
+            metadata = self._admin.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            logger.debug("cluster query failed: %s", exc)
+            return None
+        topics = (s.transactions_topic, s.error_topic, s.fraud_topic)
+        return len(metadata.brokers), replication_problem(s, metadata, topics)
 
     def ingest_lag(self) -> int | None:
         """Return the ingest group's lag on the transactions topic: sum of high watermark minus committed.

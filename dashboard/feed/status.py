@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from dashboard.core.freshness import Verdict, is_stale, verdict
+from dashboard.core.settings import CREDENTIALS_HINT
 from dashboard.store.buffer import ERROR_BITS, Batch
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class Health:
     freshness: Verdict  # dashboard.core.freshness.verdict: live, quiet, down, behind, stalled...
     stale: bool  # the figures may be wrong now (down, connecting, behind or stalled; not merely quiet)
     at: float  # when this snapshot was taken
+    config_error: str | None = None  # librdkafka refused the KAFKA_* settings: the feed never started
+    brokers: int | None = None  # brokers up, as the cluster last reported
+    cluster_problem: str | None = None  # one line when the cluster cannot give the configured durability
 
     @property
     def total_lag(self) -> int | None:
@@ -87,6 +91,9 @@ class FeedStatus:
         self._last_error_at: float | None = None
         self._repeated_error: str | None = None
         self._crash: str | None = None
+        self._config_error: str | None = None
+        self._brokers: int | None = None
+        self._cluster_problem: str | None = None
         self._ingest_lag: int | None = None
         self._error_records: int | None = None
 
@@ -111,6 +118,17 @@ class FeedStatus:
         """Record that the feed thread died."""
         with self._lock:
             self._crash = text
+
+    def misconfigured(self, text: str, now: float) -> None:
+        """Record that the Kafka client settings are refused (one line, secrets masked): nothing will be read."""
+        with self._lock:
+            self._config_error = text
+            self._last_error, self._last_error_at = text, now
+
+    def cluster(self, brokers: int | None, problem: str | None) -> None:
+        """Record the brokers up and the replication problem (None: none) that the probe saw."""
+        with self._lock:
+            self._brokers, self._cluster_problem = brokers, problem
 
     def positions(self) -> dict[int, int]:
         """Return {partition: next offset to read} of the assigned partitions."""
@@ -151,12 +169,17 @@ class FeedStatus:
         with self._lock:
             self._ingest_lag, self._error_records = ingest_lag, error_records
 
-    def health(self, now: float, broker_down: bool) -> Health:
-        """Return the snapshot at time `now`; `broker_down` comes from the feed's BrokerState."""
+    def health(self, now: float, broker_down: bool, auth_error: str | None = None) -> Health:
+        """Return the snapshot at time `now`; `broker_down` and `auth_error` come from the feed's BrokerState."""
         with self._lock:
-            state: State = "down" if broker_down or self._crash else "connected" if self._connected else "connecting"
-            if self._crash is not None:
+            failed = broker_down or self._crash or self._config_error
+            state: State = "down" if failed else "connected" if self._connected else "connecting"
+            if self._config_error is not None:
+                message = f"cannot connect: {self._config_error}"
+            elif self._crash is not None:
                 message = f"feed stopped: {self._crash}"
+            elif state == "down" and auth_error:
+                message = f"authentication failed at {self.bootstrap}, retrying ({CREDENTIALS_HINT}): {auth_error}"
             elif state == "down":
                 message = f"no broker at {self.bootstrap}, retrying"
             elif state == "connecting":
@@ -192,6 +215,9 @@ class FeedStatus:
                 freshness=fresh,
                 stale=is_stale(fresh),
                 at=now,
+                config_error=self._config_error,
+                brokers=self._brokers,
+                cluster_problem=self._cluster_problem,
             )
 
 

@@ -28,6 +28,7 @@ from dashboard.core.settings import Settings
 from dashboard.feed.probe import PipelineProbe
 from dashboard.feed.status import FeedStatus, Health
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
+from dashboard.kafka.config import client_config_error
 from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.buffer import Batch, RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
@@ -88,6 +89,12 @@ class Feed:
                 raise RuntimeError("a stopped Feed cannot be started again; create a new one")
             if self._threads:
                 return
+            problem = client_config_error(self.settings)
+            if problem is not None:
+                # Threads would die creating their clients; say why on the Health page and the banner instead.
+                logger.error("feed not started: %s", problem)
+                self._status.misconfigured(problem, self.clock())
+                return
             self._threads = [
                 threading.Thread(target=self._consume_loop, name="darooghe-feed", daemon=True),
                 threading.Thread(target=self._probe_loop, name="darooghe-feed-probe", daemon=True),
@@ -107,7 +114,7 @@ class Feed:
 
     def health(self) -> Health:
         """Return an immutable snapshot of the feed's state; thread-safe."""
-        return self._status.health(self.clock(), self._broker.down)
+        return self._status.health(self.clock(), self._broker.down, self._broker.auth_error)
 
     # -- consumer thread ------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
@@ -311,6 +318,8 @@ class Feed:
         try:
             while not self._stop.is_set():
                 self._status.pipeline(probe.ingest_lag(), probe.error_records())
+                cluster = probe.cluster()
+                self._status.cluster(*(cluster or (None, None)))
                 self._stop.wait(self.probe_interval)
         except Exception:
             logger.exception("feed probe thread crashed; pipeline figures stay unknown")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
+from confluent_kafka import KafkaException
+
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
-from dashboard.ingest.processes import run_processes
-from dashboard.ingest.worker import IngestWorker, WorkerError
+from dashboard.core.settings import SettingsError
+from dashboard.ingest.metrics import WorkerMetrics, serve
+from dashboard.ingest.processes import PROCESS_INDEX_ENV, run_processes
+from dashboard.ingest.worker import IngestWorker, WorkerError, worker_topics
+from dashboard.kafka.admin import ensure_topics
+from dashboard.kafka.config import preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,19 +46,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes < 1:
         parser.error("--processes must be at least 1")
     setup_logging()
-    settings = load_settings("ingest")
+    settings = load_settings("ingest", preflight)
+    log = logging.getLogger("dashboard.ingest")
     if args.processes > 1:
+        # Create the topics once, here: a cluster that cannot hold them is one line, not one per child.
+        try:
+            ensure_topics(settings, worker_topics(settings), timeout=10)
+        except SettingsError as exc:
+            log.error("ingest: %s", exc)
+            return 2
+        except (KafkaException, TimeoutError) as exc:  # no broker yet: each child waits for it
+            log.warning("ingest: topics not checked (%s); the workers will retry", exc)
         return run_processes(
             args.processes, args.transactional_id, args.until_idle, not args.no_fraud, stop_on_signals()
         )
     worker = IngestWorker(
         settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
     )
+    server = None
+    if settings.metrics_port is not None:
+        # With --processes N, process i serves METRICS_PORT + i.
+        port = settings.metrics_port + int(os.environ.get(PROCESS_INDEX_ENV, "0"))
+        metrics = worker.metrics = WorkerMetrics(worker)
+        try:
+            server = serve(metrics, settings.metrics_address, port)
+        except OSError as exc:
+            where = f"{settings.metrics_address}:{port}"
+            log.error("ingest: METRICS_PORT=%d: cannot listen on %s (%s)", settings.metrics_port, where, exc.strerror)
+            return 2
     try:
         worker.run()
+    except SettingsError as exc:  # the cluster cannot hold the topics as configured
+        log.error("ingest: %s", exc)
+        return 2
     except WorkerError as exc:  # its open transaction was aborted: nothing half-done is committed
         print(f"ingest: stopped: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if server is not None:
+            server.shutdown()
     return 0
 
 

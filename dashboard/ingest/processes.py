@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 logger = logging.getLogger(__name__)
 
+PROCESS_INDEX_ENV = "DAROOGHE_INGEST_PROCESS"  # child i's index, in its environment (it serves METRICS_PORT + i)
 POLL_SECONDS = 0.2  # how often the parent looks at its children
 STOP_SECONDS = 60.0  # how long stopped children get to commit and exit before SIGKILL
 _PR_SET_PDEATHSIG = 1
@@ -49,10 +51,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start `python -m dashboard.ingest args`, sharing our stdout and stderr."""
+def spawn(args: Sequence[str], index: int = 0) -> subprocess.Popen[bytes]:
+    """Start `python -m dashboard.ingest args` as child `index`, sharing our stdout and stderr."""
     return subprocess.Popen(
         [sys.executable, "-m", "dashboard.ingest", *args],
+        env={**os.environ, PROCESS_INDEX_ENV: str(index)},
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - the parent has no other threads when it spawns
         close_fds=True,
     )
@@ -97,7 +100,7 @@ def run_processes(n: int, base_id: str | None, until_idle: float | None, fraud: 
     children = []
     try:
         for i in range(n):
-            children.append(spawn(child_args(i, base_id, until_idle, fraud)))
+            children.append(spawn(child_args(i, base_id, until_idle, fraud), i))
         logger.info("started %d worker processes: %s", n, [p.pid for p in children])
         return supervise(children, stop)
     finally:

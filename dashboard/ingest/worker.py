@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -52,6 +52,9 @@ from dashboard.ingest.transform import transform
 from dashboard.kafka.admin import ensure_topics
 from dashboard.kafka.broker_state import BrokerState
 from dashboard.store.aggregate import MinuteAggregator
+
+if TYPE_CHECKING:
+    from dashboard.ingest.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,11 @@ class Stats(Counts):
         if self.first_batch_at is None or self.last_commit_at is None or self.last_commit_at <= self.first_batch_at:
             return 0.0
         return self.messages / (self.last_commit_at - self.first_batch_at)
+
+
+def worker_topics(settings: Settings) -> list[str]:
+    """The topics a worker reads and writes (created at its start if missing)."""
+    return [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
 
 
 def transactional_id(settings: Settings, given: str | None) -> str:
@@ -192,6 +200,7 @@ class IngestWorker:
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
         self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
+        self.metrics: WorkerMetrics | None = None  # set by the entry point when METRICS_PORT is on
 
     # -- wiring ---------------------------------------------------------------
     def _consumer(self) -> Consumer:
@@ -287,7 +296,7 @@ class IngestWorker:
         Raises `WorkerError` (after aborting the open transaction) when it cannot go on.
         """
         s = self.settings
-        topics = [s.transactions_topic, s.error_topic, s.fraud_topic, s.rollups_topic]
+        topics = worker_topics(s)
         try:
             if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
                 return self.stats
@@ -328,6 +337,8 @@ class IngestWorker:
             while not self.stop.is_set():
                 msgs = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
                 now = self.clock()
+                if self.metrics is not None:
+                    self.metrics.tick(consumer, now)
                 if msgs:
                     self._last_data = now
                     if self.stats.first_batch_at is None:

@@ -14,15 +14,58 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
-from dashboard.core.settings import Settings
+from dashboard.core.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 # Time-based retention judges Kafka timestamps, and backfilled history carries
 # event times days old: topics we create keep 30 days, so history survives.
 RETENTION_MS = 30 * 86_400_000
+# Topic-creation refusals that no retry will cure: the settings ask what the cluster cannot give.
+_REFUSED = {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
+
+
+class ClusterError(SettingsError):
+    """The cluster cannot hold topics as the settings ask (say, replication 3 on one broker); str() is one line."""
+
+
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    """Return the config of a topic we create: TOPIC_MIN_INSYNC_REPLICAS, and 30 days' retention
+    (the rollups topic: `rollups_topic_config`)."""
+    if topic == settings.rollups_topic:
+        return {**rollups_topic_config(settings), "min.insync.replicas": str(settings.min_insync)}
+    return {"retention.ms": str(RETENTION_MS), "min.insync.replicas": str(settings.min_insync)}
+
+
+def replication_problem(settings: Settings, metadata: ClusterMetadata, topics: Iterable[str] = ()) -> str | None:
+    """Return one line when the cluster cannot give `topics` the configured durability, None when it can.
+
+    Too few brokers up for TOPIC_REPLICATION_FACTOR, or partitions of
+    `topics` with fewer in-sync replicas than TOPIC_MIN_INSYNC_REPLICAS (so
+    acks=all producers are refused).
+    """
+    brokers, wanted = len(metadata.brokers), settings.topic_replication
+    if brokers < wanted:
+        return (
+            f"TOPIC_REPLICATION_FACTOR={wanted} cannot be met: {brokers} broker(s) up at {settings.bootstrap_servers}"
+        )
+    short = []
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None:
+            continue
+        n = sum(1 for p in meta.partitions.values() if len(p.isrs) < min(settings.min_insync, len(p.replicas)))
+        if n:
+            short.append(f"{n} of {len(meta.partitions)} partitions of {topic}")
+    if short:
+        return (
+            f"writes refused: {', '.join(short)} have fewer than {settings.min_insync} in-sync replicas"
+            " (TOPIC_MIN_INSYNC_REPLICAS); brokers are down or catching up"
+        )
+    return None
+
 
 #: Errors that say "ask again shortly", whether or not librdkafka flags them retriable.
 TRANSIENT_CODES = frozenset(
@@ -98,8 +141,8 @@ def ensure_topics(
 ) -> list[str]:
     """Create those of `topics` that do not exist yet; return the names created.
 
-    The rollups topic (settings.rollups_topic) gets `rollups_topic_config`,
-    the others RETENTION_MS. Waits until the broker reports every topic with
+    Each gets TOPIC_REPLICATION_FACTOR replicas and `topic_config` (raises
+    ClusterError, one line, when the cluster cannot hold them). Waits until the broker reports every topic with
     its leaders, so producers and consumers started right after see them.
     Transient errors are retried for up to `timeout` s.
     """
@@ -111,18 +154,19 @@ def ensure_topics(
 
 def _ensure_topics(settings: Settings, wanted: list[str], partitions: int | None, timeout: float) -> list[str]:
     admin = admin_client(settings)
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [t for t in wanted if t not in existing]
+    metadata = admin.list_topics(timeout=timeout)
+    _warn_thin(settings, metadata, wanted)
+    missing = [t for t in wanted if t not in metadata.topics]
     created: list[str] = []
     if missing:
+        problem = replication_problem(settings, metadata)
+        if problem is not None:
+            raise ClusterError(f"cannot create {', '.join(missing)}: {problem}")
         n = partitions or settings.topic_partitions
-        config = {"retention.ms": str(RETENTION_MS)}
-        rollups = rollups_topic_config(settings)
+        replicas = settings.topic_replication
         futures = admin.create_topics(
             [
-                NewTopic(
-                    t, num_partitions=n, replication_factor=1, config=rollups if t == settings.rollups_topic else config
-                )
+                NewTopic(t, num_partitions=n, replication_factor=replicas, config=topic_config(settings, t))
                 for t in missing
             ]
         )
@@ -130,12 +174,37 @@ def _ensure_topics(settings: Settings, wanted: list[str], partitions: int | None
             try:
                 future.result(timeout)
                 created.append(topic)
-                logger.info("created topic %s with %d partitions", topic, n)
+                logger.info(
+                    "created topic %s: %d partitions, replication %d, min.insync.replicas %d",
+                    topic,
+                    n,
+                    replicas,
+                    settings.min_insync,
+                )
             except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                err = exc.args[0]
+                if err.code() in _REFUSED:
+                    raise ClusterError(f"cannot create topic {topic}: {err.str()}") from None
+                if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
     _wait_for(admin, wanted, present=True, timeout=timeout)
     return created
+
+
+def _warn_thin(settings: Settings, metadata: ClusterMetadata, topics: list[str]) -> None:
+    """Log a warning for each of `topics` that exists with fewer replicas than TOPIC_REPLICATION_FACTOR."""
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            continue
+        replicas = min(len(p.replicas) for p in meta.partitions.values())
+        if replicas < settings.topic_replication:
+            logger.warning(
+                "topic %s exists with replication %d, below TOPIC_REPLICATION_FACTOR=%d (not changed)",
+                topic,
+                replicas,
+                settings.topic_replication,
+            )
 
 
 def delete_topics(settings: Settings, topics: Iterable[str], timeout: float = 30.0) -> None:

@@ -8,7 +8,11 @@ import time
 
 from confluent_kafka import KafkaError
 
+from dashboard.core.settings import CREDENTIALS_HINT
+
 DOWN_CODES = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
+#: The broker refused our credentials: down too, with the reason (librdkafka's text never holds the password).
+AUTH_CODES = frozenset({KafkaError._AUTHENTICATION})
 
 
 class BrokerState:
@@ -26,12 +30,20 @@ class BrokerState:
         self.down = False
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        self.auth_error: str | None = None  # set while the broker refuses our credentials
 
     def on_error(self, err: KafkaError) -> None:
         """Record a client error; log a broker outage once per outage, other errors each time."""
         with self._lock:
             self.last_error = err.str()
             self.last_error_at = time.time()
+            if err.code() in AUTH_CODES:
+                if self.auth_error is None:  # once per outage: librdkafka reports every reconnect
+                    self._logger.error(
+                        "authentication failed at %s (%s): %s", self.bootstrap, CREDENTIALS_HINT, err.str()
+                    )
+                self.auth_error, self.down = err.str(), True
+                return
             if err.code() in DOWN_CODES:
                 if not self.down:
                     self._logger.warning("no broker at %s, retrying (%s)", self.bootstrap, err.str())
@@ -47,4 +59,4 @@ class BrokerState:
         with self._lock:
             if self.down:
                 self._logger.info("broker at %s is reachable again", self.bootstrap)
-            self.down = False
+            self.down, self.auth_error = False, None

@@ -2,7 +2,8 @@
 
 Settings come from the environment (EVENT_RATE, PEAK_FACTOR, ..., SEED); see
 dashboard/settings.py. SIGINT or SIGTERM stops it cleanly after a flush.
-Exit codes: 0 done or stopped, 1 Kafka failure or undelivered messages, 2 bad setting.
+Exit codes: 0 done or stopped, 1 Kafka failure or undelivered messages, 2 bad setting (or a cluster
+that cannot hold the topic with TOPIC_REPLICATION_FACTOR).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from confluent_kafka import KafkaException
 
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
+from dashboard.core.settings import SettingsError
+from dashboard.kafka.config import preflight
 from dashboard.pulse.producer import LIBRDKAFKA_LOGGER
 from dashboard.pulse.runner import Options, run
 
@@ -56,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the generator; return the exit code."""
     options = parse_args(argv)
     setup_logging()
-    settings = load_settings("pulse")
+    settings = load_settings("pulse", preflight)
     stop = stop_on_signals()
     try:
         counts = run(settings, options, stop)
+    except SettingsError as exc:  # the cluster cannot hold the topic as configured
+        logger.error("pulse: %s", exc)
+        return 2
     except (KafkaException, TimeoutError) as exc:
         logger.error("pulse: Kafka administration failed: %s", exc)
         return 1

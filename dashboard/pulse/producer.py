@@ -32,10 +32,17 @@ LIBRDKAFKA_LOGGER = logging.getLogger("dashboard.pulse.librdkafka")
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 25,
     "compression.type": "lz4",
-    "enable.idempotence": True,
-    "acks": "all",
     "queue.buffering.max.messages": 500_000,
 }
+#: Durability that no passthrough setting may weaken: every replica in sync acknowledges, no duplicates on retry.
+PRODUCER_DURABILITY: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """Return the producer's librdkafka config: our defaults, the passthrough settings, then acks=all + idempotence."""
+    return {**PRODUCER_DEFAULTS, **settings.kafka_config(), **PRODUCER_DURABILITY}
+
+
 LOGGED_FAILURES = 10
 FAILURE_LOG_EVERY = 1000
 IDLE_SLICE_S = 0.2
@@ -80,7 +87,7 @@ class PulseProducer:
         self.clock = clock
         self.counts = Counts()
         self.state = BrokerState(settings.bootstrap_servers, logger)
-        config = {**PRODUCER_DEFAULTS, **settings.kafka_config()}
+        config = producer_config(settings)
         config.update(error_cb=self.state.on_error, on_delivery=self._on_delivery, logger=LIBRDKAFKA_LOGGER)
         self._producer = Producer(config)
 

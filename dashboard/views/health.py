@@ -97,6 +97,10 @@ def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
     """
     if health is None:
         return None
+    config_error = _get(health, "config_error")
+    if config_error:
+        text = f"The live feed cannot start: {config_error}. Fix the setting and restart the dashboard."
+        return Banner("error", text)
     state = _get(health, "state")
     where = _get(health, "bootstrap") or bootstrap
     age = _get(health, "last_message_age")
@@ -106,6 +110,9 @@ def banner(health: Any, stale_seconds: float, bootstrap: str) -> Banner | None:
         since = f" ({_age(age)})" if age is not None else ""
         what = _sentence(message) if message else f"No broker at {where}, retrying"
         return Banner("error", f"{what}. Figures stop at the last message received{since}.")
+    cluster = _get(health, "cluster_problem")
+    if cluster:
+        return Banner("warning", f"Kafka cluster: {cluster}.")
     if fresh == "stalled":
         poll = _get(health, "last_poll_age")
         return Banner(
@@ -142,6 +149,9 @@ def assess(health: Any, stale_seconds: float, buffered: int, capacity: int) -> l
     ingest_lag = _get(health, "ingest_lag")
     records = _get(health, "error_records")
     total = _get(health, "messages_total")
+    brokers = _get(health, "brokers")
+    cluster = _get(health, "cluster_problem")
+    cluster_level: Level = "gray" if brokers is None else "red" if cluster else "green"
 
     def stale_level(seconds: float | None) -> Level:
         # An old last message is amber only when the feed is stale too: quiet is not stale.
@@ -152,6 +162,12 @@ def assess(health: Any, stale_seconds: float, buffered: int, capacity: int) -> l
     quiet = fresh == "quiet"
     return [
         Figure("Broker", state, state_level, str(_get(health, "bootstrap") or "")),
+        Figure(
+            "Brokers up",
+            "—" if brokers is None else str(brokers),
+            cluster_level,
+            cluster or "topic replication as configured (TOPIC_REPLICATION_FACTOR)",
+        ),
         Figure(
             "Last message",
             _age(age),

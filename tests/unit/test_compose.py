@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def test_kafka_is_kraft_with_host_and_container_listeners(compose: dict[str, Any
     advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     host_port = Settings().bootstrap_servers.split(":")[1]
     assert advertised["HOST"] == Settings().bootstrap_servers  # host clients use our default
-    assert f"{host_port}:{host_port}" in kafka["ports"]
+    assert [(h, c) for _, h, c in published(kafka)] == [(host_port, host_port)]
     internal = advertised["INTERNAL"]
     for name in ("pulse", "ingest", "dashboard"):
         assert compose["services"][name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == internal
@@ -72,12 +73,61 @@ def test_environment_names_and_topics_are_the_codes(compose: dict[str, Any]) -> 
     assert compose["services"]["ingest"]["environment"]["INGEST_GROUP"] == Settings().ingest_group
 
 
+def published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Return (host address with its default, host port, container port) of every published port."""
+    out = []
+    for mapping in service.get("ports", []):
+        assert isinstance(mapping, str), f"long-syntax port mapping {mapping!r}: give its host_ip"
+        address, host, container = re.fullmatch(r"(\$\{[A-Z_]+:-[0-9.]+\}|[0-9.]+):(\d+):(\d+)", mapping).groups()  # type: ignore[union-attr]
+        out.append((address, host, container))
+    return out
+
+
 def test_dashboard_port_matches_streamlit_config(compose: dict[str, Any]) -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    port = config.get("server", {}).get("port", 8501)
-    assert f"{port}:{port}" in compose["services"]["dashboard"]["ports"]
+    port = str(config.get("server", {}).get("port", 8501))
+    assert [(h, c) for _, h, c in published(compose["services"]["dashboard"])] == [(port, port)]
     assert f"--server.port={port}" in compose["services"]["dashboard"]["command"]
-    assert "9000:9000" in compose["services"]["kafdrop"]["ports"]
+    assert [(h, c) for _, h, c in published(compose["services"]["kafdrop"])] == [("9000", "9000")]
+
+
+def test_every_published_port_binds_to_localhost_by_default(compose: dict[str, Any]) -> None:
+    seen = 0
+    for name, service in compose["services"].items():
+        for address, _, _ in published(service):
+            default = address.removesuffix("}").split(":-")[-1]
+            assert default == "127.0.0.1", f"{name} publishes on {address}"
+            seen += 1
+    assert seen == 4  # kafka, kafdrop, ingest metrics, dashboard
+    assert published(compose["services"]["dashboard"])[0][0] == "${DASHBOARD_ADDRESS:-127.0.0.1}"
+
+
+def test_images_are_pinned_to_versions(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service["image"]
+        assert ":" in image and not image.endswith((":latest", ":")), f"{name} image {image} is not pinned"
+    assert compose["services"]["kafdrop"]["image"] == "obsidiandynamics/kafdrop:4.1.0"
+
+
+def test_ingest_serves_metrics_and_its_healthcheck_uses_healthz(compose: dict[str, Any]) -> None:
+    ingest = compose["services"]["ingest"]
+    env = ingest["environment"]
+    port = env["METRICS_PORT"]
+    settings = Settings.from_env({"METRICS_PORT": port, "METRICS_ADDRESS": env["METRICS_ADDRESS"]})
+    assert settings.metrics_port == int(port) and Settings().metrics_port is None  # off by default, on here
+    assert [(h, c) for _, h, c in published(ingest)] == [(port, port)]
+    check = " ".join(ingest["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in check
+    assert "/_stcore/health" in " ".join(compose["services"]["dashboard"]["healthcheck"]["test"])
+
+
+def test_stack_and_plain_streamlit_bind_to_localhost_by_default() -> None:
+    stack = (ROOT / "scripts" / "stack").read_text()
+    assert "ADDRESS=${DASHBOARD_ADDRESS:-127.0.0.1}" in stack
+    assert 'streamlit run app.py --server.address "$ADDRESS"' in stack
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert Settings().metrics_address == "127.0.0.1"
 
 
 SECRETS_DIR = "/run/secrets/darooghe"

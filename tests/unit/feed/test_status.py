@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import pytest
+from confluent_kafka import KafkaError
 
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from dashboard.feed.status import FeedStatus, RateWindow
+from dashboard.kafka.broker_state import BrokerState
 from dashboard.store.decode import RawMessage, to_batch
 from tests.feed_events import event
 
@@ -86,3 +89,36 @@ def test_feed_status_reports_a_repeated_error_once_until_data_flows() -> None:
     assert (h.last_error, h.last_error_at) == ("Broker: Unknown topic", 2.0)
     status.appended(to_batch([RawMessage(event(NOW_MS), NOW_MS)]), {}, now=4.0)
     assert status.error("Broker: Unknown topic", 5.0)
+
+
+def test_refused_kafka_settings_are_a_down_state_with_the_reason() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    status.misconfigured("KAFKA_ACKS: invalid Kafka client setting: x", 100.0)
+    h = status.health(101.0, broker_down=False)
+    assert h.state == "down" and h.config_error == "KAFKA_ACKS: invalid Kafka client setting: x"
+    assert h.message == "cannot connect: KAFKA_ACKS: invalid Kafka client setting: x"
+    assert h.last_error == h.config_error and h.last_error_at == 100.0
+
+
+def test_cluster_figures_from_the_probe() -> None:
+    status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
+    assert (status.health(1.0, False).brokers, status.health(1.0, False).cluster_problem) == (None, None)
+    status.cluster(2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
+    h = status.health(1.0, False)
+    assert (h.brokers, h.cluster_problem) == (2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
+
+
+def test_refused_credentials_are_down_with_the_reason_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    state = BrokerState("k:9092", logging.getLogger("test.broker"))
+    err = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: Authentication failed")
+    with caplog.at_level(logging.INFO, "test.broker"):
+        state.on_error(err)
+        state.on_error(err)
+    assert state.down and state.auth_error == "SASL authentication error: Authentication failed"
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD" in caplog.text
+    status = FeedStatus("k:9092", "tx", stale_seconds=10)
+    h = status.health(1.0, state.down, state.auth_error)
+    assert h.state == "down" and h.message.startswith("authentication failed at k:9092, retrying (check KAFKA_SASL")
+    state.mark_up()
+    assert not state.down and state.auth_error is None

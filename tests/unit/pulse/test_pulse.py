@@ -43,7 +43,7 @@ from dashboard.pulse.model import (
     Population,
     category_quota,
 )
-from dashboard.pulse.producer import Counts
+from dashboard.pulse.producer import Counts, producer_config
 from dashboard.pulse.profile import Profile, hour_of_week, weekly_weights
 from dashboard.pulse.runner import Options, stream_live
 from tests.pulse_fakes import FakeProducer
@@ -419,3 +419,10 @@ def test_unreachable_broker_warns_and_stops_cleanly_on_sigterm() -> None:
     text = "".join(seen)
     assert "Traceback" not in text
     assert "pulse: produced 0 (history 0, live 0)" in text
+
+
+def test_producer_keeps_acks_all_and_idempotence_whatever_the_environment_says() -> None:
+    settings = Settings.from_env({"KAFKA_ACKS": "1", "KAFKA_ENABLE_IDEMPOTENCE": "false", "KAFKA_LINGER_MS": "50"})
+    config = producer_config(settings)
+    assert (config["acks"], config["enable.idempotence"]) == ("all", True)
+    assert config["linger.ms"] == "50"  # other passthrough settings still win over our defaults

@@ -267,6 +267,16 @@ def test_broker_down_is_red_with_an_error_banner() -> None:
     assert notice.text.startswith("No broker at kafka:9092, retrying")
 
 
+def test_cluster_problem_is_red_with_a_warning_banner() -> None:
+    problem = "TOPIC_REPLICATION_FACTOR=3 cannot be met: 1 broker(s) up at k:9092"
+    got = figures(brokers=1, cluster_problem=problem)
+    assert (got["Brokers up"].value, got["Brokers up"].level, got["Brokers up"].note) == ("1", "red", problem)
+    assert figures(brokers=3, cluster_problem=None)["Brokers up"].level == "green"
+    assert figures()["Brokers up"].level == "gray"  # not probed yet
+    notice = health.banner(syn.health(cluster_problem=problem), 10.0, "x")
+    assert notice is not None and notice.kind == "warning" and notice.text == f"Kafka cluster: {problem}."
+
+
 def test_quiet_caught_up_feed_is_green_with_an_info_line() -> None:
     assert figures(last_message_age=18.5)["Last message"].level == "green"
     assert figures(last_message_age=18.5)["Last message"].note.startswith("quiet")

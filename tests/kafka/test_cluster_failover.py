@@ -1,0 +1,310 @@
+"""A broker SIGKILLed mid-stream on a three-node cluster: nothing lost, nothing doubled (marker `cluster`).
+
+One cluster of our own (scripts/local-kafka, KAFKA_NODES=3, free ports, tmp
+state) serves two runs, restored in between (every partition back to 3
+in-sync replicas). Each run: a 6-partition transactions topic with
+replication 3 (TOPIC_REPLICATION_FACTOR=3 via ensure_topics, as the workers
+create their output topics), two `python -m dashboard.ingest` workers with
+distinct --transactional-id, the dashboard's Feed in-process, and a test
+producer at a steady RATE events/s (acks=all, idempotent) of crafted events
+whose invalid ones, and so the expected error records, are known exactly.
+Mid-stream one node is SIGKILLed and restarted OUTAGE_S later:
+
+1. node 2;
+2. the node leading the workers' transaction coordinator: the leader of the
+   `__transaction_state` partition `abs(javaHashCode(id)) % partitions` (how
+   Kafka places a transactional id; both ids are picked to share it, and the
+   test checks that partition was written when the workers started).
+   AdminClient.describe_transactions is not in confluent-kafka 2.16.1.
+
+Then: the workers' committed offsets reach the end of every partition, the
+error log read with read_committed holds every expected record exactly once,
+neither worker exited, the feed kept counting during the outage and its
+count equals what was produced.
+
+Workers run with --no-fraud: the fraud detectors' exactly-once output is
+tested under kill -9 elsewhere (test_fraud_kafka); here the two cores go to
+three brokers, two workers, the producer and the feed.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from dashboard.core.settings import Settings
+from dashboard.feed.transactions import Feed
+from dashboard.kafka.admin import ensure_topics
+from dashboard.store.buffer import RingBuffer
+from tests.kafka.kafkatools import ROOT, committed_total, read_all, start_module
+from tests.kafka.localkafka import LocalKafka, wait_for
+from tests.kafka.test_ingest_kafka import crafted
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 6
+RATE = 2500  # events per second
+EVENTS = 45_000  # 18 s of stream
+KILL_AFTER = 4_000  # events produced before the kill
+OUTAGE_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    kafka = LocalKafka(tmp_path_factory.mktemp("cluster") / "kafka", nodes=3)
+    try:
+        kafka.run("start")
+        yield kafka
+    finally:
+        kafka.run("stop", check=False, timeout=120)
+
+
+def java_hash(text: str) -> int:
+    """Java's String.hashCode of an ASCII string (32-bit overflow)."""
+    assert text.isascii()
+    h = 0
+    for char in text:
+        h = (31 * h + ord(char)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def txn_partition(txn_id: str, partitions: int) -> int:
+    """The __transaction_state partition of `txn_id`: Utils.abs(hashCode) % partitions, as Kafka places it."""
+    h = java_hash(txn_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def transaction_state(admin: AdminClient, bootstrap: str) -> Any:
+    """Metadata of __transaction_state, created (by a first transactional producer) if need be."""
+
+    def meta() -> Any:
+        topic = admin.list_topics(timeout=10).topics.get("__transaction_state")
+        return topic if topic is not None and topic.partitions else None
+
+    if meta() is None:
+        first = Producer({"bootstrap.servers": bootstrap, "transactional.id": "failover-first", "log_level": 0})
+        first.init_transactions(60)
+    return wait_for("__transaction_state", meta, timeout=30)
+
+
+def coordinator_of(admin: AdminClient, txn_id: str) -> tuple[int, int]:
+    """(partition of __transaction_state, node id leading it) for `txn_id`."""
+    meta = admin.list_topics("__transaction_state", timeout=10).topics["__transaction_state"]
+    p = txn_partition(txn_id, len(meta.partitions))
+    return p, meta.partitions[p].leader
+
+
+def all_in_sync(admin: AdminClient, nodes: int) -> bool:
+    meta = admin.list_topics(timeout=10)
+    return len(meta.brokers) == nodes and all(
+        len(p.isrs) == len(p.replicas) for t in meta.topics.values() for p in t.partitions.values()
+    )
+
+
+class SteadyProducer(threading.Thread):
+    """Produce `messages` at RATE per second with acks=all and idempotence; count deliveries and failures."""
+
+    def __init__(self, bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None, int]]) -> None:
+        super().__init__(name="steady-producer", daemon=True)
+        self.topic, self.messages = topic, messages
+        self.sent = self.delivered = 0
+        self.failures: list[str] = []
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.timeout.ms": 180_000,  # ride out leader elections, never give up on a message
+                "log_level": 0,
+            }
+        )
+
+    def _report(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.delivered += 1
+        else:
+            self.failures.append(err.str())
+
+    def run(self) -> None:
+        started = time.monotonic()
+        for i, (key, value, ts) in enumerate(self.messages):
+            due = started + i / RATE
+            while time.monotonic() < due:
+                self.producer.poll(min(0.01, max(0.0, due - time.monotonic())))
+            while True:
+                try:
+                    self.producer.produce(self.topic, value, key, timestamp=ts, on_delivery=self._report)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            self.sent += 1
+        self.producer.flush(200)
+
+
+def run_env(cluster: LocalKafka, tag: str) -> dict[str, str]:
+    u = uuid.uuid4().hex[:8]
+    env = dict(cluster.env)
+    for name in ("KAFKA_NODES", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_HOME", "LOCAL_KAFKA_DIR"):
+        env.pop(name, None)  # the script's, not the clients'
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=cluster.bootstrap,
+        TRANSACTIONS_TOPIC=f"failover.{tag}.transactions.{u}",
+        ERROR_TOPIC=f"failover.{tag}.error_logs.{u}",
+        FRAUD_TOPIC=f"failover.{tag}.fraud_alerts.{u}",
+        ROLLUPS_TOPIC=f"failover.{tag}.rollups.{u}",
+        INGEST_GROUP=f"failover.{tag}.ingest.{u}",
+        TOPIC_PARTITIONS=str(PARTITIONS),
+        TOPIC_REPLICATION_FACTOR="3",
+        PYTHONPATH=str(ROOT),
+        PYTHONFAULTHANDLER="1",  # a worker stuck in a C call dumps its threads' stacks on SIGABRT
+    )
+    return env
+
+
+def txn_ids(admin: AdminClient, tag: str) -> list[str]:
+    """Two transactional ids whose coordinator is the same node."""
+    by_node: dict[int, list[str]] = collections.defaultdict(list)
+    for i in range(200):
+        candidate = f"failover-{tag}-{uuid.uuid4().hex[:6]}-{i}"
+        _, node = coordinator_of(admin, candidate)
+        by_node[node].append(candidate)
+        if len(by_node[node]) == 2:
+            return by_node[node]
+    raise AssertionError("no two transactional ids share a coordinator")
+
+
+@pytest.mark.parametrize("victim", ["node 2", "transaction coordinator"])
+def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str, tmp_path: Path) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
+    wait_for("every partition with all replicas in sync", lambda: all_in_sync(admin, 3), timeout=90)
+    tag = "node2" if victim == "node 2" else "coord"
+    env = run_env(cluster, tag)
+    settings = Settings.from_env(env)
+    topic, group = settings.transactions_topic, settings.ingest_group
+    ensure_topics(settings, [topic])
+    wait_for(
+        f"{PARTITIONS} partitions of {topic} with 3 replicas each",
+        lambda: (
+            [len(p.replicas) for p in admin.list_topics(topic, timeout=10).topics[topic].partitions.values()]
+            == [3] * PARTITIONS
+        ),
+        timeout=30,
+    )
+
+    transaction_state(admin, cluster.bootstrap)
+    ids = txn_ids(admin, tag)
+    state_partition, coordinator = coordinator_of(admin, ids[0])
+    node = 2 if victim == "node 2" else coordinator
+    state_tp = TopicPartition("__transaction_state", state_partition)
+    state_before = admin_high(cluster, state_tp)
+
+    rng = random.Random(7)
+    crafted_events = [crafted(i, rng) for i in range(EVENTS)]
+    messages = [(key, value, ts) for key, value, ts, _ in crafted_events]
+    expected = collections.Counter(
+        (orjson.loads(value)["transaction_id"], code) for _, value, _, codes in crafted_events for code in codes
+    )
+
+    feed = Feed(settings, RingBuffer(EVENTS * 2), metadata_interval=2.0, probe_interval=60.0)
+    feed.start()
+    logs = [tmp_path / f"worker-{i}.log" for i in (1, 2)]
+    workers = [
+        start_module("dashboard.ingest", env, "--processes", "1", "--no-fraud", "--transactional-id", txn, log=log)
+        for txn, log in zip(ids, logs, strict=True)
+    ]
+    producer = SteadyProducer(cluster.bootstrap, topic, messages)
+    try:
+        wait_for(
+            "both workers assigned",
+            lambda: all("assigned partitions [" in log.read_text() for log in logs),
+            timeout=60,
+        )
+        # The workers' transactional ids registered with the coordinator we computed.
+        assert admin_high(cluster, state_tp) > state_before, "the coordinator partition was not written"
+        producer.start()
+        wait_for("the stream to be under way", lambda: producer.sent >= KILL_AFTER, timeout=30)
+        cluster.run("kill", str(node))
+        killed_at = time.monotonic()
+        at_kill = (producer.sent, feed.health().messages_total)
+        assert 0 < at_kill[0] < EVENTS, "the kill did not land mid-stream"
+        committed_at_kill = committed(cluster.bootstrap, group, topic)
+        while time.monotonic() - killed_at < OUTAGE_S:  # the outage: workers must stay up throughout
+            assert all(w.poll() is None for w in workers), "a worker exited during the outage"
+            time.sleep(0.5)
+        during = (feed.health().messages_total, committed(cluster.bootstrap, group, topic))
+        cluster.run("start", str(node))
+        producer.join(240)
+        assert not producer.is_alive()
+        assert producer.failures == [] and producer.delivered == EVENTS, (producer.delivered, producer.failures[:3])
+
+        wait_for(
+            "the workers' committed offsets at the end of every partition",
+            lambda: committed(cluster.bootstrap, group, topic) == EVENTS,
+            timeout=120,
+        )
+        wait_for("the feed to count every event", lambda: feed.health().messages_total == EVENTS, timeout=60)
+        assert all(w.poll() is None for w in workers), "a worker exited"
+    finally:
+        feed.stop()
+        stop_workers(workers)
+    for w, log in zip(workers, logs, strict=True):
+        assert w.returncode == 0, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text()
+
+    # Processing and the feed went on while the node was down.
+    assert during[0] > at_kill[1], ("the feed stopped counting during the outage", at_kill, during)
+    assert during[1] > committed_at_kill, ("no commit during the outage", committed_at_kill, during)
+    records = read_all(cluster.bootstrap, settings.error_topic, read_committed=True, idle=5.0)
+    got = collections.Counter(
+        (r["transaction_id"], r["error_code"]) for r in (orjson.loads(m.value()) for m in records)
+    )
+    assert got == expected, (sum(got.values()), sum(expected.values()), (got - expected).most_common(3))
+
+
+def admin_high(cluster: LocalKafka, tp: TopicPartition) -> int:
+    """High watermark of one partition (a consumer of no group reads it)."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "failover-watermarks", "log_level": 0})
+    try:
+        return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed total; retried while a dead node's coordinators move (NOT_COORDINATOR, timeouts)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return committed_total(bootstrap, group, topic)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each worker; one that does not exit within 60 s (stuck in a C call, where Python's signal
+    handler cannot run) gets SIGABRT, so faulthandler writes every thread's stack to its log."""
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.wait(60)
+        except subprocess.TimeoutExpired:
+            w.send_signal(signal.SIGABRT)
+            w.wait(10)
