@@ -56,7 +56,9 @@ def body(sel: shell.Selection) -> None:
         st.altair_chart(charts_insights.commission_chart(commissions.per_minute_by_type(past)), width="stretch")
     else:
         st.info("No rolled-up transaction matches the filters in this window.")
-    st.caption(history.describe(snap, ctx.settings.rollup_days))
+    kiosk = ctx.display.kiosk
+    if not kiosk:
+        st.caption(history.describe(snap, ctx.settings.rollup_days))
     if (note := history.caption(past, "the commission chart when merchants are selected")) is not None:
         st.caption(note)
 
@@ -76,15 +78,18 @@ def body(sel: shell.Selection) -> None:
             column_config={**TABLE_COLUMNS, "ratio": bar},
         )
         st.caption("Over the buffered transactions selected above whose amounts are known.")
-        st.subheader("Most windows led")
-        st.dataframe(commissions.window_leaders(windows), hide_index=True, column_config=TABLE_COLUMNS)
+        if not kiosk:
+            st.subheader("Most windows led")
+            st.dataframe(commissions.window_leaders(windows), hide_index=True, column_config=TABLE_COLUMNS)
     with right:
         st.subheader("Top merchants per 5-minute window")
         leaders = commissions.top_by_window(windows, TOP, WINDOWS)
-        st.dataframe(leaders, hide_index=True, column_config=TABLE_COLUMNS, height=390)
+        st.dataframe(leaders, hide_index=True, column_config=TABLE_COLUMNS, height=shell.table_height(ctx.display, 390))
         st.caption(f"The latest {WINDOWS} windows (event time) with commission, top {TOP} of each, from the rollups.")
     if (note := history.caption(by_merchant, "the merchant tables")) is not None:
         st.caption(note)
+    if kiosk:  # the what-if is a question for a desk, not the wall
+        return
 
     st.subheader("What if every transaction paid under one scheme")
     everyone = history.select(snap, Filters(), sel.now_ms, merchants=True)

@@ -46,29 +46,34 @@ def body(sel: shell.Selection) -> None:
     with cols[3]:
         widgets.metric("New, last 60 min", f"{new:,}", help="Of those, first seen in these 60 minutes.")
 
-    left, right = st.columns(2)
-    with left:
-        st.altair_chart(charts_insights.histogram_chart(customers.histogram(frame)), width="stretch")
-    with right:
-        per_minute = customers.active(frame, now - 59 * MINUTE_MS, now, MINUTE_MS)
-        st.altair_chart(
-            charts_insights.active_chart(per_minute, "Active customers per minute, last hour"), width="stretch"
-        )
-
+    kiosk = ctx.display.kiosk
+    per_minute = customers.active(frame, now - 59 * MINUTE_MS, now, MINUTE_MS)
     start = ctx.filters.window_start_ms(now)
     if start is None:  # everything buffered: from the oldest event time (a bad one cannot stretch it beyond)
         ts = frame["ts_ms"].to_numpy()
         start = int(ts[ts >= 0].min()) if (ts >= 0).any() else now
     start = max(start, now - MAX_HOURS * HOUR_MS)
     hourly = customers.new_and_returning(frame, first, start, now, HOUR_MS)
-    st.altair_chart(charts_insights.new_returning_chart(hourly), width="stretch")
-    st.caption(
-        "By event time. A customer is new in the hour they were first seen among the buffered transactions "
-        "(whatever the filters) and returning in every later hour; the per-minute aggregates keep no customers, "
-        "so memory stays independent of how many there are."
-    )
+    charts = [
+        charts_insights.histogram_chart(customers.histogram(frame)),
+        charts_insights.active_chart(per_minute, "Active customers per minute, last hour"),
+        charts_insights.new_returning_chart(hourly),
+    ]
+    # The wall has one row of three charts; a desk has two, then the wide hourly one.
+    for col, chart in zip(st.columns(3 if kiosk else 2), charts[: 3 if kiosk else 2], strict=True):
+        with col:
+            st.altair_chart(chart, width="stretch")
+    if not kiosk:
+        st.altair_chart(charts[2], width="stretch")
+        st.caption(
+            "By event time. A customer is new in the hour they were first seen among the buffered transactions "
+            "(whatever the filters) and returning in every later hour; the per-minute aggregates keep no customers, "
+            "so memory stays independent of how many there are."
+        )
 
     st.subheader("By customer type")
     st.dataframe(customers.by_type(frame), hide_index=True, column_config=TABLE_COLUMNS)
     st.subheader(f"The {TOP} most active customers")
-    st.dataframe(customers.top_customers(frame, first, TOP), hide_index=True, column_config=TABLE_COLUMNS)
+    height = shell.table_height(ctx.display)
+    top = customers.top_customers(frame, first, TOP)
+    st.dataframe(top, hide_index=True, column_config=TABLE_COLUMNS, height=height)

@@ -16,19 +16,11 @@ ALERT_COLUMNS = {
     "customer_id": st.column_config.TextColumn("customer"),
     "evidence": st.column_config.TextColumn("evidence", width="medium"),
     "transaction_ids": st.column_config.ListColumn("transactions"),
+    "last_alert": st.column_config.DatetimeColumn("last alert", format="MM-DD HH:mm:ss"),
 }
 
 ctx = shell.context()
 st.title("Fraud")
-
-
-def evidence_text(row: dict) -> str:
-    """One line of evidence for an alert row (numbers only)."""
-    if row["rule"] == "velocity":
-        return f"{row['count']:.0f} transactions in {row['span_seconds']:.1f} s"
-    if row["rule"] == "geo_impossible":
-        return f"{row['distance_km']:,.1f} km apart in {row['minutes']:.2f} min"
-    return f"{row['amount']:,.0f} IRR vs average {row['average']:,.0f} ({row['ratio']:.1f}x)"
 
 
 def fraud() -> None:
@@ -53,23 +45,27 @@ def fraud() -> None:
     latest = alerts.tail(FEED_LIMIT).iloc[::-1]
     table = latest[["event_time", "rule", "customer_id", "transaction_ids"]].copy()
     table["rule"] = table["rule"].astype(str)
-    table["evidence"] = [evidence_text(r) for r in latest.to_dict("records")]
+    table["evidence"] = [fraud_view.evidence_text(r) for r in latest.to_dict("records")]
     table["transaction_ids"] = [list(ids) for ids in table["transaction_ids"]]
-    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=300)
+    kiosk = ctx.display.kiosk
+    st.dataframe(table, hide_index=True, column_config=ALERT_COLUMNS, height=shell.table_height(ctx.display, 300))
 
     left, right = st.columns(2)
     with left:
         st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
-        st.subheader("Customers with most alerts")
-        top = fraud_view.top_customers(alerts)
-        st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
+        if not kiosk:
+            st.subheader("Customers with most alerts")
+            top = fraud_view.top_customers(alerts)
+            st.dataframe(top, hide_index=True, column_config=ALERT_COLUMNS)
     with right:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_charts.geo_chart(points), width="stretch")
+            st.altair_chart(fraud_charts.geo_chart(points, height=250 if kiosk else 360), width="stretch")
         else:
             st.caption("No geographical alert with its transactions still buffered.")
+    if kiosk:  # one customer is picked by hand: not on the wall
+        return
 
     st.subheader("One customer")
     customers = top["customer_id"].tolist()

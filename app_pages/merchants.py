@@ -33,6 +33,8 @@ def merchants(sel: shell.Selection) -> None:
             st.subheader(title)
             st.dataframe(top, hide_index=True, column_config=columns)
 
+    if ctx.display.kiosk:  # one merchant is picked by hand: not on the wall
+        return
     st.subheader("One merchant")
     codes = snapshot.codes["merchant_id"]
     options = analytics.ranked_values(codes[sel.mask], snapshot.dictionaries["merchant_id"])

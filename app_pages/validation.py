@@ -59,9 +59,12 @@ def validation(sel: shell.Selection) -> None:
     if len(positions):
         table = analytics.feed_table(sel.snapshot.frame(COLUMNS, rows=positions)).drop(columns=["valid"])
         table["reason"] = reasons(sel, positions)
-        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS)
+        height = shell.table_height(ctx.display)
+        st.dataframe(table, hide_index=True, column_config=widgets.TABLE_COLUMNS, height=height)
     else:
         st.caption("None in the selection.")
+    if ctx.display.kiosk:  # the wall stops here: the rules table is reference, not news
+        return
 
     st.subheader("Rules")
     st.dataframe(

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.ui import shell, widgets
@@ -24,7 +25,31 @@ TABLE_COLUMNS = {
     },
 }
 
+LIVE_TITLE = "Last 15 minutes, per 10 seconds (busiest in red)"
+HOURLY_TITLE = "Transactions per hour (each Tehran day's busiest hour in red)"
+
 ctx = shell.context()
+
+
+def _wall(recent: pd.DataFrame, past: history.History, hours: pd.DataFrame, jumps: pd.DataFrame) -> None:
+    """The wall's Volume: the live and hourly charts side by side, the heatmap beside the latest jumps."""
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
+    with right:
+        if len(past.frame):
+            st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
+        else:
+            st.info("No rolled-up transaction matches the filters in this window.")
+    left, right = st.columns(2)
+    with left:
+        if len(past.frame):
+            st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
+    with right:
+        st.subheader("Merchant volume jumps")
+        st.dataframe(
+            jumps.head(JUMPS_SHOWN), hide_index=True, column_config=TABLE_COLUMNS, height=shell.KIOSK_TABLE_HEIGHT
+        )
 
 
 @shell.live_page("Volume")
@@ -53,13 +78,14 @@ def body(sel: shell.Selection) -> None:
     with cols[3]:
         widgets.metric("Volume jumps", f"{len(jumps):,}", help="Merchant 5-minute windows above 3x their usual volume.")
 
-    live_title = "Last 15 minutes, per 10 seconds (busiest in red)"
-    st.altair_chart(charts_insights.peaks_chart(recent, live_title, "%H:%M:%S"), width="stretch")
+    if ctx.display.kiosk:
+        _wall(recent, past, hours, jumps)
+        return
+    st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
     if not len(past.frame):
         st.info("No rolled-up transaction matches the filters in this window.")
     else:
-        hourly_title = "Transactions per hour (each Tehran day's busiest hour in red)"
-        st.altair_chart(charts_insights.peaks_chart(hours, hourly_title, "%Y-%m-%d %H:%M"), width="stretch")
+        st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
         st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
     st.caption(
         history.describe(snap, ctx.settings.rollup_days) + " Local times are Tehran's (UTC+03:30, no daylight saving)."

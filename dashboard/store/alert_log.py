@@ -10,6 +10,7 @@ record costs no more than a plain one.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -86,6 +87,7 @@ class AlertLog:
         self._bytes = 0
         self._lock = threading.Lock()
         self._version = 0
+        self._total = 0  # alerts appended since start: a sequence number that eviction does not reset
         self._cached: tuple[int, pd.DataFrame] | None = None
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -97,11 +99,28 @@ class AlertLog:
                 size = row_bytes(row)
                 kept.append((row, size))
                 self._bytes += size
+                self._total += 1
                 changed = True
                 while len(kept) > self.capacity or (self._bytes > self.max_bytes and kept):
                     self._bytes -= kept.popleft()[1]
             if changed:
                 self._version += 1
+
+    @property
+    def total(self) -> int:
+        """Alerts appended since start, evicted ones included: the sequence number of the newest alert."""
+        return self._total
+
+    def since(self, seen: int) -> tuple[int, list[dict[str, Any]]]:
+        """Return the total and the alerts appended after the first `seen` ones (oldest first, evicted ones lost).
+
+        A wall screen keeps the total it saw last and asks only for what came
+        after it: a few rows, not a snapshot of the whole log.
+        """
+        with self._lock:
+            total = self._total
+            count = min(max(total - seen, 0), len(self._rows))
+            return total, [row for row, _ in itertools.islice(self._rows, len(self._rows) - count, None)]
 
     def nbytes(self) -> int:
         """Estimated bytes of the rows kept."""

@@ -173,6 +173,11 @@ def guard(source: live.Source, person: Access) -> live.Source:
         return _masked[0][1]
 
 
+def customer(customer_id: str, person: Access) -> str:
+    """Return one customer id as `person` may see it (its pseudonym for non-analysts), as the wall's banners show it."""
+    return customer_id if person.analyst else privacy.pseudonym(customer_id, _key())
+
+
 def alerts(frame: pd.DataFrame, person: Access) -> pd.DataFrame:
     """Return the fraud-alert frame as `person` may see it (customer ids masked for non-analysts)."""
     return frame if person.analyst else privacy.mask_alerts(frame, _key())

@@ -14,8 +14,9 @@ and numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from dashboard.core.schema import MERCHANT_CATEGORIES, PAYMENT_METHODS, STATUSES
 from dashboard.core.settings import Settings, SettingsError
 from dashboard.store.buffer import Snapshot
 from dashboard.store.priority import page_runs
-from dashboard.ui import auth
+from dashboard.ui import auth, wall
 from dashboard.ui import source as live
 from dashboard.views import health
 from dashboard.views import transactions as analytics
@@ -41,16 +42,28 @@ from dashboard.views.filters import (
     normalise,
 )
 
-# Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar and
-# enlarges the counters. It is a literal and never holds message content.
+# Constant CSS for the wall screen (?kiosk=1): hides the sidebar and toolbar, and
+# scales titles and counters with the viewport's width (clamp: readable across a
+# room at 1080p, twice that at 4K). A literal; it never holds message content.
 KIOSK_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
 header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"] { display: none !important; }
-.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
-[data-testid="stMetricValue"] { font-size: 3.4rem !important; }
-[data-testid="stMetricLabel"] p { font-size: 1.4rem !important; }
-[data-testid="stMetricDelta"] { font-size: 1.2rem !important; }
+.block-container, [data-testid="stMainBlockContainer"] { padding: 1.2rem 2.5vw 0.5rem !important;
+  max-width: 100% !important; }
+h1 { font-size: clamp(2rem, 2.1vw, 5.5rem) !important; padding: 0 0 0.3rem !important; }
+h2, h3 { font-size: clamp(1.3rem, 1.25vw, 3.2rem) !important; padding: 0.3rem 0 0.2rem !important; }
+[data-testid="stMetricValue"] { font-size: clamp(2.4rem, 2.9vw, 8rem) !important; line-height: 1.15 !important; }
+[data-testid="stMetricLabel"] p { font-size: clamp(1.1rem, 1.15vw, 3rem) !important; }
+[data-testid="stMetricDelta"] { font-size: clamp(1rem, 1vw, 2.6rem) !important; }
+[data-testid="stCaptionContainer"] p { font-size: clamp(0.8rem, 0.72vw, 2rem) !important; }
 </style>"""
+#: Height in px of a long table on the wall screen: a header and eight rows.
+KIOSK_TABLE_HEIGHT = 316
+
+
+def table_height(display: Display, desk: int | Literal["auto"] = "auto") -> int | Literal["auto"]:
+    """The height of a long table: KIOSK_TABLE_HEIGHT on the wall screen, `desk` elsewhere."""
+    return KIOSK_TABLE_HEIGHT if display.kiosk else desk
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ def _seed(filters: Filters, display: Display) -> None:
     state["f_refresh"] = display.refresh_seconds
     state["f_paused"] = display.paused
     state["f_kiosk"] = display.kiosk
+    state["f_display"] = display  # the wall's options, which no widget holds
 
 
 def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
@@ -122,25 +136,31 @@ def _sidebar(snapshot: Snapshot) -> tuple[Filters, bool, float]:
     return filters, paused, float(refresh)
 
 
+def _full_query(target: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+    """The URL query with our keys set to `target` (and absent when not in it), the others kept."""
+    query = st.query_params
+    return {**{k: get_all(query, k) for k in query if k not in QUERY_KEYS}, **target}
+
+
 def _write_query(target: dict[str, str | list[str]]) -> None:
     """Write our keys to the URL (others kept) when they differ from it."""
-    query = st.query_params
-    if normalise(query) == normalise(target):
-        return
-    kept = {k: get_all(query, k) for k in query if k not in QUERY_KEYS}
-    query.from_dict({**kept, **target})
+    if normalise(st.query_params) != normalise(target):
+        st.query_params.from_dict(_full_query(target))
 
 
-def draw() -> None:
+def draw(pages: Mapping[str, Any] | None = None, current: Any = None) -> None:
     """Check settings, draw the shared sidebar and kiosk style, and store the page Context.
 
-    Marked as a page run, as `run_live`'s body is: the feed steps aside meanwhile (`store.priority`).
+    `pages` maps the pages' URL names to their st.Page objects and `current`
+    is the page about to run (st.navigation's result): a kiosk's playlist
+    switches between them. Marked as a page run, as `run_live`'s body is: the
+    feed steps aside meanwhile (`store.priority`).
     """
     with page_runs.reading():
-        _draw()
+        _draw(pages, current)
 
 
-def _draw() -> None:
+def _draw(pages: Mapping[str, Any] | None, current: Any) -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -159,10 +179,14 @@ def _draw() -> None:
             _seed(Filters.from_query(st.query_params), Display.from_query(st.query_params, settings.refresh_seconds))
     src = auth.guard(live.source(settings), person)
     filters, paused, refresh = _sidebar(src.buffer.snapshot())
-    display = Display(refresh, paused, bool(st.session_state.get("f_kiosk")))
+    display = replace(state["f_display"], refresh_seconds=refresh, paused=paused, kiosk=bool(state.get("f_kiosk")))
+    target = {**filters.to_query(), **display.to_query(settings.refresh_seconds)}
     if display.kiosk:
         st.html(KIOSK_CSS)
-    _write_query({**filters.to_query(), **display.to_query(settings.refresh_seconds)})
+        pages = pages or {}
+        name = next((n for n, page in pages.items() if current is not None and page == current), None)
+        wall.draw(settings, display, pages, name, _full_query(target), person)
+    _write_query(target)
     state["f_view"] = (filters, display)
     state["f_context"] = Context(settings, src, filters, display, person)
 

@@ -38,14 +38,16 @@ TABLE_COLUMNS = {
     "merchant_id": st.column_config.TextColumn("merchant"),
     "merchant_category": st.column_config.TextColumn("category"),
     "payment_method": st.column_config.TextColumn("method"),
-    "errors": st.column_config.TextColumn("errors", width="medium"),
+    "errors": st.column_config.TextColumn("errors", width=180),
+    # A fixed width for the widest text, so a wide table keeps its last column in view at 1600 px.
+    "transaction_id": st.column_config.TextColumn("transaction", width="medium"),
 }
 #: Narrow formats for the three breakdown tables side by side on the Overview.
 BREAKDOWN_COLUMNS = {
     **TABLE_COLUMNS,
-    "share": st.column_config.NumberColumn("share", format="percent", width="small"),
-    "average_amount": st.column_config.NumberColumn("avg IRR", format="%,d", width="small"),
-    "total_amount": st.column_config.NumberColumn("total IRR", format="compact", width="small"),
+    "share": st.column_config.NumberColumn("share", format="percent"),
+    "average_amount": st.column_config.NumberColumn("avg IRR", format="compact"),
+    "total_amount": st.column_config.NumberColumn("total IRR", format="compact"),
 }
 
 

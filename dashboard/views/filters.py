@@ -2,7 +2,8 @@
 
 `Filters` (merchants, categories, payment methods, statuses, validity, time
 window) selects rows of a buffer snapshot; `Display` (refresh period, pause,
-kiosk) says how to show them. Both parse from and serialise to query
+kiosk, and the wall screen's playlist, alert time and sound) says how to show
+them. Both parse from and serialise to query
 parameters, so `?merchant=merch_7&merchant=merch_12&window=15m` is a
 bookmarkable view. Parsing never raises: an unknown value is dropped and a
 bad scalar falls back to its default.
@@ -17,6 +18,7 @@ a wall screen picks its window in its URL (`?window=15m`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,12 +48,34 @@ VALIDITIES = ("all", "valid", "invalid")
 MAX_MERCHANTS = 200  # selected merchants kept from a URL
 MAX_MERCHANT_CHARS = MAX_STRING_CHARS  # a longer id cannot match: the buffer cuts strings there
 REFRESH_RANGE = (0.5, 300.0)  # seconds, as Settings.refresh_seconds
+EVERY_RANGE = (5.0, 3600.0)  # seconds a playlist page stays
+ALERT_RANGE = (1.0, 3600.0)  # seconds a wall alert banner stays
+DEFAULT_EVERY, DEFAULT_ALERT_SECONDS = 30.0, 60.0
+MAX_ROTATE = 20  # pages kept from a playlist
+MAX_PAGE_CHARS = 40
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_SPACE_OR_SLASH = re.compile(r"[\s/]+")
+_PRINTABLE = re.compile(r"[^a-z0-9_.-]")  # what a page name may show of itself in a message
 
 #: Query parameter names, one per field.
 Q_MERCHANT, Q_CATEGORY, Q_METHOD, Q_STATUS = "merchant", "category", "method", "status"
 Q_VALIDITY, Q_WINDOW, Q_REFRESH, Q_PAUSED, Q_KIOSK = "validity", "window", "refresh", "paused", "kiosk"
-QUERY_KEYS = (Q_MERCHANT, Q_CATEGORY, Q_METHOD, Q_STATUS, Q_VALIDITY, Q_WINDOW, Q_REFRESH, Q_PAUSED, Q_KIOSK)
+Q_ROTATE, Q_EVERY, Q_ALERT_SECONDS, Q_SOUND = "rotate", "every", "alert_seconds", "sound"
+QUERY_KEYS = (
+    Q_MERCHANT,
+    Q_CATEGORY,
+    Q_METHOD,
+    Q_STATUS,
+    Q_VALIDITY,
+    Q_WINDOW,
+    Q_REFRESH,
+    Q_PAUSED,
+    Q_KIOSK,
+    Q_ROTATE,
+    Q_EVERY,
+    Q_ALERT_SECONDS,
+    Q_SOUND,
+)
 
 
 class MultiQuery(Protocol):
@@ -180,30 +204,72 @@ def code_lookup(dictionary: tuple[str, ...], wanted: Iterable[str]) -> np.ndarra
     return table
 
 
+def _seconds(query: Query, key: str, default: float, bounds: tuple[float, float]) -> float:
+    """The number of seconds in `key`, clamped to `bounds`; `default` when absent or not a finite number."""
+    text = _last(query, key)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return min(max(value, bounds[0]), bounds[1]) if math.isfinite(value) else default
+
+
+def _flag(query: Query, key: str) -> bool:
+    return (_last(query, key) or "").lower() in _TRUE
+
+
+def _page_names(query: Query) -> tuple[str, ...]:
+    """The page names of every `rotate` value (comma-separated), in order, repeats kept.
+
+    Lowercased, without spaces or slashes (`/fraud/` is `fraud`).
+    At most MAX_ROTATE names of at most MAX_PAGE_CHARS characters each: a
+    longer one is cut (and so names no page).
+    """
+    names: list[str] = []
+    for value in get_all(query, Q_ROTATE):
+        for part in value.split(","):
+            name = _SPACE_OR_SLASH.sub("", part.lower())
+            if name and len(names) < MAX_ROTATE:
+                names.append(name[:MAX_PAGE_CHARS])
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class Display:
-    """How to show the data: auto-refresh period, pause, wall-screen (kiosk) mode."""
+    """How to show the data: auto-refresh period, pause, wall-screen (kiosk) mode and the wall's options.
+
+    `rotate` is the wall's playlist as written (page URL names, unchecked:
+    `playlist()` checks them against the app's pages), `every` the seconds
+    each page stays, `alert_seconds` how long a fraud-alert banner stays,
+    `sound` whether a new alert also beeps.
+    """
 
     refresh_seconds: float
     paused: bool = False
     kiosk: bool = False
+    rotate: tuple[str, ...] = ()
+    every: float = DEFAULT_EVERY
+    alert_seconds: float = DEFAULT_ALERT_SECONDS
+    sound: bool = False
 
     @classmethod
     def from_query(cls, query: Query, default_refresh: float) -> Display:
-        """Parse query parameters; `refresh` is clamped to 0.5-300 s, flags accept 1/true/yes/on."""
-        refresh = default_refresh
-        text = _last(query, Q_REFRESH)
-        if text:
-            try:
-                value = float(text)
-            except ValueError:
-                value = math.nan
-            if math.isfinite(value):
-                refresh = min(max(value, REFRESH_RANGE[0]), REFRESH_RANGE[1])
+        """Parse query parameters; never raises.
+
+        `refresh` is clamped to 0.5-300 s, `every` to 5-3600 s (default 30),
+        `alert_seconds` to 1-3600 s (default 60); a value that is not a number
+        gives the default. Flags accept 1/true/yes/on.
+        """
         return cls(
-            refresh_seconds=refresh,
-            paused=(_last(query, Q_PAUSED) or "").lower() in _TRUE,
-            kiosk=(_last(query, Q_KIOSK) or "").lower() in _TRUE,
+            refresh_seconds=_seconds(query, Q_REFRESH, default_refresh, REFRESH_RANGE),
+            paused=_flag(query, Q_PAUSED),
+            kiosk=_flag(query, Q_KIOSK),
+            rotate=_page_names(query),
+            every=_seconds(query, Q_EVERY, DEFAULT_EVERY, EVERY_RANGE),
+            alert_seconds=_seconds(query, Q_ALERT_SECONDS, DEFAULT_ALERT_SECONDS, ALERT_RANGE),
+            sound=_flag(query, Q_SOUND),
         )
 
     def to_query(self, default_refresh: float) -> QueryDict:
@@ -215,12 +281,52 @@ class Display:
             out[Q_PAUSED] = "1"
         if self.kiosk:
             out[Q_KIOSK] = "1"
+        if self.rotate:
+            out[Q_ROTATE] = ",".join(self.rotate)
+        if self.every != DEFAULT_EVERY:
+            out[Q_EVERY] = f"{self.every:g}"
+        if self.alert_seconds != DEFAULT_ALERT_SECONDS:
+            out[Q_ALERT_SECONDS] = f"{self.alert_seconds:g}"
+        if self.sound:
+            out[Q_SOUND] = "1"
         return out
 
     @property
     def run_every(self) -> float | None:
         """The fragment period: None (no auto-refresh) when paused."""
         return None if self.paused else self.refresh_seconds
+
+
+@dataclass(frozen=True)
+class Playlist:
+    """A wall's playlist checked against the app's pages: the pages to cycle through and the unknown names."""
+
+    pages: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    def next_after(self, current: str) -> str | None:
+        """The page after `current` (the first when `current` is not in the list); None for an empty list."""
+        if not self.pages:
+            return None
+        if current not in self.pages:
+            return self.pages[0]
+        return self.pages[(self.pages.index(current) + 1) % len(self.pages)]
+
+    def problem(self, known: Iterable[str]) -> str | None:
+        """One line naming the unknown pages and the known ones, None when every name is known."""
+        if not self.unknown:
+            return None
+        bad = ", ".join(repr(_PRINTABLE.sub("?", name)) for name in self.unknown)  # URL text: shown tamed
+        rest = f"rotating through {', '.join(self.pages)}" if self.pages else "staying on this page"
+        return f"Playlist: no page named {bad}, {rest}. Pages: {', '.join(known)}."
+
+
+def playlist(rotate: Iterable[str], known: Iterable[str]) -> Playlist:
+    """Split a `rotate` list into the pages among `known` (in the given order) and the unknown names."""
+    names = set(known)
+    pages = tuple(n for n in rotate if n in names)
+    unknown = tuple(dict.fromkeys(n for n in rotate if n not in names))
+    return Playlist(pages, unknown)
 
 
 def normalise(query: Query) -> dict[str, tuple[str, ...]]:

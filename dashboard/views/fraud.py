@@ -1,11 +1,15 @@
-"""Pure views of fraud alerts for the Fraud page: per-rule series, top customers, geo points, filters."""
+"""Pure views of fraud alerts for the Fraud page and the wall: per-rule series, top customers, geo points, evidence."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dashboard.core.schema import FRAUD_GEO, FRAUD_RULES
+from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_RULES, FRAUD_VELOCITY
 from dashboard.store.buffer import Snapshot
 
 #: Reference cities for the map (the generator's far-away cities and Tehran).
@@ -89,3 +93,27 @@ def customer_rows(snapshot: Snapshot, customer_id: str) -> np.ndarray:
     except ValueError:
         return np.zeros(len(snapshot), dtype=bool)
     return snapshot.codes["customer_id"] == code
+
+
+def _number(value: object) -> float:
+    """A finite float of an evidence value, NaN for anything else (a bad record's evidence is any JSON)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value) if math.isfinite(value) else math.nan
+
+
+def evidence_text(row: Mapping[str, Any]) -> str:
+    """One line of evidence for an alert row (numbers only; "?" for a missing or bad one)."""
+
+    def num(key: str, spec: str) -> str:
+        value = _number(row.get(key))
+        return "?" if math.isnan(value) else format(value, spec)
+
+    rule = row.get("rule")
+    if rule == FRAUD_VELOCITY:
+        return f"{num('count', '.0f')} transactions in {num('span_seconds', '.1f')} s"
+    if rule == FRAUD_GEO:
+        return f"{num('distance_km', ',.1f')} km apart in {num('minutes', '.2f')} min"
+    if rule == FRAUD_AMOUNT:
+        return f"{num('amount', ',.0f')} IRR vs average {num('average', ',.0f')} ({num('ratio', '.1f')}x)"
+    return ""

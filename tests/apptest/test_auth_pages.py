@@ -203,3 +203,31 @@ def test_a_bad_allow_list_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) 
         "DASHBOARD_ALLOWED: 'wall' is neither an email (ana@example.com) nor a domain (@example.com)"
     ]
     assert not at.dataframe
+
+
+def test_a_wall_banner_shows_the_customer_as_the_person_may_see_it() -> None:
+    """A new alert's banner on a kiosk page: a pseudonym for a viewer, the id for an analyst; never replayed."""
+    customer = EVENTS[0].record["customer_id"]
+    for user, shown in ((VIEWER, "pseudonym"), (ANALYST, customer)):
+        log = AlertLog()
+        live.install(live.StaticSource(syn.buffer_of(EVENTS), syn.health()), lambda: syn.NOW_MS / 1000, log)
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.secrets["auth"] = AUTH
+        at.user = user
+        at.query_params["kiosk"] = "1"
+        at.run()
+        assert not at.code  # the screen opened: nothing new yet
+        log.extend([alert_of(FRAUD_VELOCITY, EVENTS[0:6])])  # raised at the installed clock's now
+        at.run()
+        banner = [c.value for c in at.code]
+        assert len(banner) == 1 and any("Velocity · 6 transactions" in m.value for m in at.markdown), banner
+        if shown == "pseudonym":
+            assert banner[0].startswith("cust_…") and not FULL_ID.search(wire(at)), banner
+        else:
+            assert banner == [customer]
+        again = AppTest.from_file(str(APP), default_timeout=30)  # a reload: a new session
+        again.secrets["auth"] = AUTH
+        again.user = user
+        again.query_params["kiosk"] = "1"
+        again.run()
+        assert not again.code and not again.exception

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.rollups import Rollups
+from dashboard.ui import shell, wall
 from dashboard.ui import source as live
 from dashboard.views.filters import Filters
 from tests import insight_data
@@ -163,9 +164,13 @@ def test_bad_setting_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_kiosk_mode_adds_only_the_constant_style() -> None:
     at = run({"kiosk": "1", "window": "15m"})
-    assert len(at.html) == 1 and "<style>" in at.html[0].value
+    assert sorted(h.value for h in at.html) == sorted([shell.KIOSK_CSS, wall.WALL_CSS])
     assert metric(at, "Transactions") == f"{expected_count({'window': '15m'}):,}"
     assert not run({"window": "15m"}).html
+    at = run({"kiosk": "1", "rotate": "overview,fraud", "every": "7"})
+    progress = wall.PROGRESS_HTML.format(page="overview", seconds=7)
+    assert sorted(h.value for h in at.html) == sorted([shell.KIOSK_CSS, wall.WALL_CSS, progress])
+    assert not at.warning
 
 
 def test_hostile_merchant_id_is_shown_as_data_only() -> None:
@@ -326,3 +331,12 @@ def test_hostile_merchant_id_on_insight_pages_is_data_only() -> None:
         assert not at.exception
         assert not any("<img" in t for t in texts(at))
         assert not at.html
+
+
+def test_a_playlist_with_unknown_pages_says_so_in_one_line() -> None:
+    at = run({"kiosk": "1", "rotate": "overview,<script>,volume"})
+    assert [w.value for w in at.warning] == [
+        "Playlist: no page named '?script?', rotating through overview, volume. Pages: overview, live_feed, "
+        "validation, health, merchants, fraud, commissions, customers, volume."
+    ]
+    assert not at.exception and metric(at, "Transactions")

@@ -6,6 +6,7 @@ Plain code, no fixtures (those are in conftest.py), so the tests can import it.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 import sys
@@ -17,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pandas as pd
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from dashboard.core.timeunits import MINUTE_MS
 from dashboard.store.decode import RawMessage
@@ -143,6 +145,40 @@ def make_events(now_ms: int) -> list[syn.Event]:
     return [*older, *recent, _hostile(template, now_ms - 500)]
 
 
+def payment(customer: str, ts_ms: int, lat: float, lng: float, rng: random.Random) -> dict[str, Any]:
+    """A valid, approved payment of `customer` at `ts_ms` and (lat, lng), as the transactions topic carries it."""
+    amount = rng.randint(50_000, 900_000)
+    commission, vat = int(amount * 0.02), int(amount * 0.09)
+    return {
+        "transaction_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts_ms / 1000)) + f".{ts_ms % 1000:03d}Z",
+        "customer_id": customer,
+        "merchant_id": "merch_3",
+        "merchant_category": "retail",
+        "payment_method": "pos",
+        "amount": amount,
+        "location": {"lat": lat, "lng": lng},
+        "device_info": {},
+        "status": "approved",
+        "commission_type": "flat",
+        "commission_amount": commission,
+        "vat_amount": vat,
+        "total_amount": amount + commission + vat,
+        "customer_type": "individual",
+        "risk_level": 5,
+        "failure_reason": None,
+    }
+
+
+def fraud_patterns(now_ms: int, burst: str, geo: str, seed: int = 5) -> list[tuple[bytes, bytes, int]]:
+    """Messages (key, value, Kafka ms) of two fraud patterns: 7 payments of `burst` in 48 s (velocity)
+    and 2 payments of `geo` 90 s and 700 km apart (impossible travel); the worker raises one alert each."""
+    rng = random.Random(seed)
+    events = [payment(burst, now_ms - 60_000 + i * 8_000, 35.70, 51.33, rng) for i in range(7)]
+    events += [payment(geo, now_ms - 120_000, 35.72, 51.33, rng), payment(geo, now_ms - 30_000, 29.59, 52.58, rng)]
+    return [(e["customer_id"].encode(), orjson.dumps(e), now_ms) for e in events]
+
+
 def free_port() -> int:
     """A TCP port free on localhost right now."""
     with socket.socket() as s:
@@ -221,3 +257,10 @@ def screenshot(page: Page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))
     return path
+
+
+def wait_charts(page: Page, timeout_ms: float = 30_000) -> None:
+    """Wait until every Altair chart on the page has drawn (for readable screenshots and measurements)."""
+    charts = page.get_by_test_id("stVegaLiteChart")
+    for i in range(charts.count()):
+        expect(charts.nth(i).locator("canvas, svg.marks").first).to_be_visible(timeout=timeout_ms)

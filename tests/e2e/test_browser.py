@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from dashboard.core.schema import ERROR_CODES
 from tests import synthetic as syn
-from tests.e2e.harness import ARTIFACTS, ROOT, Dataset, Session, screenshot
+from tests.e2e.harness import ARTIFACTS, ROOT, Dataset, Session, screenshot, wait_charts
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
@@ -105,13 +105,6 @@ def assert_no_exception(s: Session, where: str) -> None:
         pytest.fail(f"{where} shows an exception:\n{errors.all_inner_texts()}{diagnose(s)}")
 
 
-def wait_charts(s: Session) -> None:
-    """Wait until every Altair chart on the page has drawn (for readable screenshots)."""
-    charts = s.page.get_by_test_id("stVegaLiteChart")
-    for i in range(charts.count()):
-        expect(charts.nth(i).locator("canvas, svg.marks").first).to_be_visible(timeout=DEADLINE_MS)
-
-
 def compact_millions(amount: float) -> str:
     """An amount between 1 M and 1 B as the Overview's counter shows it: two decimals and " M"."""
     assert 1e6 <= amount < 1e9, f"the data set's amount {amount} is outside the range this test formats"
@@ -149,7 +142,7 @@ def test_overview_counters_equal_what_was_produced(session: Session, dataset: Da
     assert_no_exception(s, "Overview")
 
     # The Overview at 1400x900 once its data and charts are in; UPDATE_DOCS=1 refreshes the README's copy.
-    wait_charts(s)
+    wait_charts(s.page)
     screenshot(s.page, ARTIFACTS / "overview.png")
     if os.environ.get("UPDATE_DOCS") == "1":
         screenshot(s.page, DOCS_SCREENSHOT)
@@ -280,7 +273,7 @@ def test_every_page_renders_without_exception(session: Session, dataset: Dataset
             ready[title]()
             if title != "Health":
                 expect(caption(s, dataset.total, dataset.total)).to_be_visible()
-        wait_charts(s)
+        wait_charts(s.page)
         assert_no_exception(s, title)
         screenshot(page, ARTIFACTS / f"{path or 'overview'}.png")
 

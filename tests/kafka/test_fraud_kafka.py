@@ -50,7 +50,7 @@ def test_every_injected_pattern_is_alerted_and_each_alert_once(kafka_env: dict[s
     patterns = injected_patterns(kafka_env)
     assert {rule for rule, _ in patterns} == {FRAUD_VELOCITY, FRAUD_GEO, FRAUD_AMOUNT}
 
-    result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3")
+    result = run_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     got = alerts(kafka_env)
     keys = [alert_key(a) for a in got]
@@ -66,7 +66,7 @@ def test_every_injected_pattern_is_alerted_and_each_alert_once(kafka_env: dict[s
 
 def test_no_velocity_or_geo_alert_without_injected_fraud(kafka_env: dict[str, str]) -> None:
     generate(kafka_env, 20_000, 0.0, seed=12)
-    result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3")
+    result = run_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     rules = collections.Counter(a["rule"] for a in alerts(kafka_env))
     assert rules[FRAUD_VELOCITY] == 0 and rules[FRAUD_GEO] == 0, rules
@@ -78,7 +78,7 @@ def test_worker_killed_mid_stream_yields_the_same_alerts_once(
     generate(kafka_env, 120_000, 0.05, seed=13)
     reference_env = dict(kafka_env, FRAUD_TOPIC=unique("test.fraud_ref"), ERROR_TOPIC=unique("test.err_ref"))
     reference_env["INGEST_GROUP"] = unique("test.ingest_ref")
-    result = run_module("dashboard.ingest", reference_env, "--until-idle", "3")
+    result = run_module("dashboard.ingest", reference_env, "--processes", "1", "--until-idle", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     reference = collections.Counter(alert_key(a) for a in alerts(reference_env))
     assert reference
@@ -113,7 +113,9 @@ def test_worker_killed_mid_stream_yields_the_same_alerts_once(
     worker.wait(10)
     rebuilt = [line for line in (tmp_path / "w2.log").read_text().splitlines() if "rebuilt fraud state" in line]
     assert rebuilt and " from 0 messages" not in rebuilt[0], rebuilt
-    result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", "--transactional-id", txn_id)
+    result = run_module(
+        "dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3", "--transactional-id", txn_id
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     got = collections.Counter(alert_key(a) for a in alerts(kafka_env))
     assert got == reference

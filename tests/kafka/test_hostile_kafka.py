@@ -50,10 +50,10 @@ def test_hostile_corpus_between_canaries_is_judged_once_each_and_nothing_crashes
     expected = [check(v, ts).codes for v in values]
     assert sum(1 for codes in expected[1::3] if codes) >= len(names) - 4  # nearly all invalid: the test has teeth
 
-    first = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", timeout=300)
+    first = run_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3", timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Traceback" not in first.stderr
-    again = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", timeout=300)
+    again = run_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3", timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Traceback" not in again.stderr
     assert "stopped: 0 messages" in again.stderr  # the first committed everything

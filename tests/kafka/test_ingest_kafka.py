@@ -105,7 +105,7 @@ def test_error_log_holds_exactly_the_broken_rules_and_poison_is_survived(kafka_e
     produce(bootstrap, topic, [(b"poison", value, BASE_MS) for value in POISON])
     produce(bootstrap, topic, messages[1000:])
 
-    result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3")
+    result = run_module("dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
@@ -161,7 +161,9 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
             inside += 1
         open_records = uncommitted - committed
     assert inside >= 1, "no kill landed inside an open transaction: the test proved nothing"
-    result = run_module("dashboard.ingest", kafka_env, "--until-idle", "3", "--transactional-id", txn_id)
+    result = run_module(
+        "dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "3", "--transactional-id", txn_id
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert committed_total(bootstrap, group, topic) == len(messages)
 
@@ -256,7 +258,9 @@ def test_until_idle_waits_until_the_group_has_drained_every_partition(
     thread = threading.Thread(target=squatter, daemon=True)
     thread.start()
     assert assigned.wait(30)
-    worker = start_module("dashboard.ingest", kafka_env, "--until-idle", "2", log=tmp_path / "w.log")
+    worker = start_module(
+        "dashboard.ingest", kafka_env, "--processes", "1", "--until-idle", "2", log=tmp_path / "w.log"
+    )
     try:
         deadline = time.monotonic() + 60
         while "idle, but the group has not committed" not in (tmp_path / "w.log").read_text():

@@ -128,7 +128,9 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
         worker.wait(10)
         assert last < progress < len(messages), (last, progress, "kill landed outside the stream")
         last = progress
-    result = run_module("dashboard.ingest", env, "--no-fraud", "--until-idle", "3", "--transactional-id", txn_id)
+    result = run_module(
+        "dashboard.ingest", env, "--processes", "1", "--no-fraud", "--until-idle", "3", "--transactional-id", txn_id
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert committed_total(bootstrap, group, topic) == len(messages)
     # A kill landed inside an open transaction (its error records were aborted): the re-read had work to redo.

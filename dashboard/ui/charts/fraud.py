@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.core.schema import FRAUD_RULES
+from dashboard.ui.charts.axes import time_axis
 from dashboard.views.fraud import CITIES
 
 RULE_COLOURS = alt.Scale(domain=list(FRAUD_RULES), range=["#e45756", "#f58518", "#b279a2"])
@@ -21,7 +22,7 @@ def alerts_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(series, title="Alerts per minute by rule")
         .mark_bar()
         .encode(
-            x=alt.X("time:T", title=None),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("alerts:Q", title="alerts", stack=True),
             color=alt.Color("rule:N", scale=RULE_COLOURS, legend=alt.Legend(orient="top", title=None)),
             tooltip=["time:T", "rule:N", "alerts:Q"],
@@ -30,7 +31,7 @@ def alerts_chart(series: pd.DataFrame) -> alt.Chart:
     )
 
 
-def geo_chart(points: pd.DataFrame) -> alt.Chart:
+def geo_chart(points: pd.DataFrame, height: int = 360) -> alt.Chart:
     """Map-like scatter (longitude, latitude) of geo-alert legs joined by lines, over reference cities."""
     x = alt.X("lng:Q", title="longitude", scale=alt.Scale(domain=[44, 62]))
     y = alt.Y("lat:Q", title="latitude", scale=alt.Scale(domain=[25, 40]))
@@ -42,4 +43,4 @@ def geo_chart(points: pd.DataFrame) -> alt.Chart:
         .mark_circle(size=60, color="#e45756")
         .encode(x=x, y=y, tooltip=["customer_id:N", "transaction_id:N", "lat:Q", "lng:Q"])
     )
-    return (city_dots + cities + lines + dots).properties(height=360, title="Locations behind geographical alerts")
+    return (city_dots + cities + lines + dots).properties(height=height, title="Locations behind geographical alerts")

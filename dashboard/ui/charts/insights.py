@@ -12,7 +12,8 @@ import altair as alt
 import pandas as pd
 
 from dashboard.core.schema import COMMISSION_TYPES
-from dashboard.ui.charts.transactions import IRR, TIME_AXIS
+from dashboard.ui.charts.axes import time_axis
+from dashboard.ui.charts.transactions import IRR
 from dashboard.views.transactions import MISSING
 from dashboard.views.volume import WEEKDAYS
 
@@ -22,13 +23,6 @@ SCHEME_COLOURS = alt.Scale(domain=["actual", *COMMISSION_TYPES], range=["#9ca3af
 KIND_COLOURS = alt.Scale(domain=["new", "returning"], range=["#e45756", "#4c78a8"])
 PEAK_COLOURS = alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])
 BAR = "#4c78a8"
-
-
-def _time_axis(series: pd.DataFrame) -> alt.Axis:
-    """Hours and minutes for spans under a day, dates beyond."""
-    if len(series) and (series["time"].max() - series["time"].min()) > pd.Timedelta(days=1):
-        return alt.Axis(title=None, format="%b %d %H:%M", labelOverlap=True)
-    return TIME_AXIS
 
 
 def _present(values: pd.Series) -> list[str]:
@@ -43,7 +37,7 @@ def commission_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(series, title="Commission per minute by commission type")
         .mark_bar()
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("per_minute:Q", stack="zero", title="IRR per minute"),
             color=alt.Color(
                 "commission_type:N",
@@ -101,7 +95,7 @@ def active_chart(series: pd.DataFrame, title: str) -> alt.Chart:
         alt.Chart(series, title=title)
         .mark_bar(color=BAR)
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("customers:Q", title="customers"),
             tooltip=[alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"), alt.Tooltip("customers:Q")],
         )
@@ -115,7 +109,7 @@ def new_returning_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(series, title="Active customers per hour: new and returning")
         .mark_bar()
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("customers:Q", stack="zero", title="customers"),
             color=alt.Color("kind:N", scale=KIND_COLOURS, legend=alt.Legend(title=None, orient="top")),
             order=alt.Order("kind:N", sort="descending"),
@@ -138,7 +132,7 @@ def peaks_chart(series: pd.DataFrame, title: str, time_format: str) -> alt.Chart
         alt.Chart(series, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("count:Q", title="transactions"),
             color=alt.Color("peak:N", scale=PEAK_COLOURS, legend=None),
             tooltip=[

@@ -12,18 +12,11 @@ import altair as alt
 import pandas as pd
 
 from dashboard.core.schema import ERROR_CODES
+from dashboard.ui.charts.axes import time_axis
 
 VALID_COLOURS = alt.Scale(domain=["valid", "invalid"], range=["#2e9e6a", "#e5484d"])
 CODE_COLOURS = alt.Scale(domain=list(ERROR_CODES), range=["#f5a524", "#e5484d", "#8e6cf0", "#7f8c8d"])
-TIME_AXIS = alt.Axis(title=None, format="%H:%M", labelOverlap=True)
 IRR = ",.0f"
-
-
-def _time_axis(series: pd.DataFrame) -> alt.Axis:
-    """Hours and minutes for spans under a day, dates beyond."""
-    if len(series) and (series["time"].max() - series["time"].min()) > pd.Timedelta(days=1):
-        return alt.Axis(title=None, format="%b %d %H:%M", labelOverlap=True)
-    return TIME_AXIS
 
 
 def rate_chart(series: pd.DataFrame, title: str = "Transactions per minute") -> alt.Chart:
@@ -32,7 +25,7 @@ def rate_chart(series: pd.DataFrame, title: str = "Transactions per minute") -> 
         alt.Chart(series, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("per_minute:Q", stack="zero", title="per minute"),
             color=alt.Color("validity:N", scale=VALID_COLOURS, legend=alt.Legend(title=None, orient="top")),
             order=alt.Order("validity:N", sort="descending"),
@@ -53,7 +46,7 @@ def errors_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(series, title="Violations by rule")
         .mark_bar()
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("count:Q", stack="zero", title="violations"),
             color=alt.Color("code:N", scale=CODE_COLOURS, legend=alt.Legend(title=None, orient="top")),
             tooltip=[
@@ -72,7 +65,7 @@ def share_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(series, title="Invalid share")
         .mark_line(point=True, color="#e5484d")
         .encode(
-            x=alt.X("time:T", axis=_time_axis(series)),
+            x=alt.X("time:T", axis=time_axis(series["time"])),
             y=alt.Y("invalid_share:Q", axis=alt.Axis(format="%"), title=None),
             tooltip=[
                 alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -9,12 +11,15 @@ from dashboard.store.buffer import RingBuffer
 from dashboard.store.decode import RawMessage, to_batch
 from dashboard.views.filters import (
     DEFAULT_WINDOW,
+    MAX_PAGE_CHARS,
+    MAX_ROTATE,
     WINDOWS,
     Display,
     Filters,
     code_lookup,
     get_all,
     normalise,
+    playlist,
 )
 from tests import synthetic as syn
 
@@ -62,7 +67,14 @@ def test_filters_round_trip_through_query(filters: Filters) -> None:
 
 
 @pytest.mark.parametrize(
-    "display", [Display(2.0), Display(5.0, paused=True), Display(0.5, kiosk=True), Display(30, True, True)]
+    "display",
+    [
+        Display(2.0),
+        Display(5.0, paused=True),
+        Display(0.5, kiosk=True),
+        Display(30, True, True),
+        Display(2.0, kiosk=True, rotate=("overview", "fraud"), every=5.0, alert_seconds=8.0, sound=True),
+    ],
 )
 def test_display_round_trip_through_query(display: Display) -> None:
     assert Display.from_query(display.to_query(2.0), 2.0) == display
@@ -193,3 +205,99 @@ def test_window_all_keeps_rows_without_a_kafka_timestamp() -> None:
 def test_code_lookup_marks_only_wanted_codes() -> None:
     table = code_lookup(("", "a", "b", "c"), ["c", "a", "zz"])
     assert table.tolist() == [False, True, False, True]
+
+
+# --- the wall's options: playlist, page time, alert time, sound ------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"rotate": "overview,fraud,volume,health"}, ("overview", "fraud", "volume", "health")),
+        ({"rotate": " Overview , ,FRAUD,/health/"}, ("overview", "fraud", "health")),
+        ({"rotate": ["overview,fraud", "health"]}, ("overview", "fraud", "health")),
+        ({"rotate": ""}, ()),
+        ({"rotate": ",,,"}, ()),
+        ({"rotate": "x" * 100}, ("x" * MAX_PAGE_CHARS,)),
+        ({"rotate": ",".join(["fraud"] * 50)}, ("fraud",) * MAX_ROTATE),
+    ],
+)
+def test_rotate_parsing(query: dict[str, str | list[str]], expected: tuple[str, ...]) -> None:
+    assert Display.from_query(query, 2.0).rotate == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "every"),
+    [(None, 30.0), ("10", 10.0), ("5", 5.0), ("4.9", 5.0), ("0", 5.0), ("-3", 5.0), ("1e9", 3600.0), ("nan", 30.0),
+     ("inf", 30.0), ("soon", 30.0), (" 12 ", 12.0)],
+)  # fmt: skip
+def test_every_defaults_to_30_and_is_at_least_5(text: str | None, every: float) -> None:
+    query = {} if text is None else {"every": text}
+    assert Display.from_query(query, 2.0).every == every
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [(None, 60.0), ("8", 8.0), ("0.2", 1.0), ("99999", 3600.0), ("", 60.0), ("x", 60.0)]
+)
+def test_alert_seconds_defaults_to_60(text: str | None, seconds: float) -> None:
+    query = {} if text is None else {"alert_seconds": text}
+    assert Display.from_query(query, 2.0).alert_seconds == seconds
+
+
+def test_sound_is_off_by_default() -> None:
+    assert Display.from_query({}, 2.0).sound is False
+    assert Display.from_query({"sound": "1"}, 2.0).sound is True
+    assert Display.from_query({"sound": "0"}, 2.0).sound is False
+    assert Display(2.0, sound=True).to_query(2.0) == {"sound": "1"}
+    assert Display(2.0, every=30.0, alert_seconds=60.0).to_query(2.0) == {}
+
+
+def test_display_parsing_never_raises() -> None:
+    """Random text (and lists of it) in every wall key: parsing never raises and stays in bounds."""
+    rng = random.Random(13)
+    alphabet = "0123456789.,-+eE nNaIiFf/_xX<>&\"'\x00\u200f\U0001f600"
+    keys = ["rotate", "every", "alert_seconds", "sound", "refresh", "kiosk", "paused"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+
+    for _ in range(3000):
+        query: dict[str, str | list[str]] = {
+            k: [text() for _ in range(rng.randint(0, 3))] if rng.random() < 0.3 else text()
+            for k in rng.sample(keys, rng.randint(0, len(keys)))
+        }
+        display = Display.from_query(query, 2.0)
+        assert 5.0 <= display.every <= 3600.0 and 1.0 <= display.alert_seconds <= 3600.0
+        assert len(display.rotate) <= MAX_ROTATE and all(0 < len(n) <= MAX_PAGE_CHARS for n in display.rotate)
+        assert Display.from_query(display.to_query(2.0), 2.0) == display
+        playlist(display.rotate, PAGES).problem(PAGES)
+
+
+PAGES = ("overview", "live_feed", "validation", "health", "merchants", "fraud", "commissions", "customers", "volume")
+
+
+def test_playlist_keeps_known_pages_in_order_and_names_the_unknown() -> None:
+    got = playlist(("volume", "nope", "fraud", "<b>x</b>", "nope"), PAGES)
+    assert got.pages == ("volume", "fraud")
+    assert got.unknown == ("nope", "<b>x</b>")
+    line = got.problem(PAGES)
+    assert line is not None and "\n" not in line
+    assert line.startswith("Playlist: no page named 'nope', '?b?x??b?', rotating through volume, fraud.")
+    assert "<" not in line and line.endswith("Pages: " + ", ".join(PAGES) + ".")
+    assert playlist(("overview",), PAGES).problem(PAGES) is None
+    assert playlist(("bad",), PAGES).problem(PAGES) == (
+        "Playlist: no page named 'bad', staying on this page. Pages: " + ", ".join(PAGES) + "."
+    )
+
+
+def test_playlist_cycles_in_order() -> None:
+    got = playlist(("overview", "fraud", "volume", "health"), PAGES)
+    assert [got.next_after(p) for p in ("overview", "fraud", "volume", "health")] == [
+        "fraud",
+        "volume",
+        "health",
+        "overview",
+    ]
+    assert got.next_after("merchants") == "overview"  # a page outside the list: to the list's start
+    assert playlist((), PAGES).next_after("overview") is None
+    assert playlist(("fraud",), PAGES).next_after("fraud") == "fraud"
