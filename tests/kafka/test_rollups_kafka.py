@@ -103,11 +103,15 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
     # A killed member holds its partitions until its session times out: 6 s (the broker's minimum), not 45.
     env = dict(kafka_env, KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="1000")
 
-    # The worker, killed mid-stream three times (each kill after that incarnation's first commit).
+    # The worker, killed mid-stream up to three times (each kill after that incarnation's first commit).
+    # On a fast machine an incarnation may finish the rest before its kill: such a kill does not count.
     txn_id = f"test-rollups-{uuid.uuid4().hex[:8]}"
     rng = random.Random(5)
     last = 0
+    kills_mid_stream = 0
     for _ in range(3):
+        if last >= len(messages):
+            break
         worker = start_module(
             "dashboard.ingest",
             env,
@@ -123,11 +127,13 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
         while progress <= last and time.monotonic() < deadline:
             time.sleep(0.05)
             progress = committed_total(bootstrap, group, topic)
+        assert progress > last, "the worker committed nothing within 60 s"
         time.sleep(rng.uniform(0.0, 0.1))
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
-        assert last < progress < len(messages), (last, progress, "kill landed outside the stream")
-        last = progress
+        last = committed_total(bootstrap, group, topic)
+        kills_mid_stream += last < len(messages)
+    assert kills_mid_stream >= 2, f"only {kills_mid_stream} kill(s) landed before the end of the stream"
     result = run_module(
         "dashboard.ingest", env, "--processes", "1", "--no-fraud", "--until-idle", "3", "--transactional-id", txn_id
     )
