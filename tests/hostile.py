@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
+from tests.synthetic import example_event
+
 NOW_MS = int(time.time() * 1000) - 60_000  # a minute ago: a Kafka timestamp the broker accepts
 
 
@@ -24,28 +26,12 @@ def iso(ms: int) -> str:
 
 
 def event(ts_ms: int = NOW_MS, **changes: Any) -> dict[str, Any]:
-    """A valid transaction at `ts_ms` (event time = Kafka time), with `changes` applied."""
-    ev: dict[str, Any] = {
-        "transaction_id": "99df9fd3-5866-4137-a94c-74f396ed1783",
-        "timestamp": iso(ts_ms),
-        "customer_id": "cust_303",
-        "merchant_id": "merch_41",
-        "merchant_category": "food_service",
-        "payment_method": "mobile",
-        "amount": 351671,
-        "location": {"lat": 35.670073724546555, "lng": 51.345939574762355},
-        "device_info": {"os": "Android", "app_version": "2.4.1", "device_model": "Samsung Galaxy S25"},
-        "status": "approved",
-        "commission_type": "progressive",
-        "commission_amount": 7033,
-        "vat_amount": 31650,
-        "total_amount": 390354,
-        "customer_type": "CIP",
-        "risk_level": 3,
-        "failure_reason": None,
-    }
-    ev.update(changes)
-    return ev
+    """A valid transaction at `ts_ms` (event time = Kafka time), with `changes` applied.
+
+    DATA.md's example (tests/synthetic.example_event), paid by mobile with an Android device.
+    """
+    device = {"os": "Android", "app_version": "2.4.1", "device_model": "Samsung Galaxy S25"}
+    return example_event(**{"timestamp": iso(ts_ms), "payment_method": "mobile", "device_info": device, **changes})
 
 
 def raw_object(fields: dict[str, bytes]) -> bytes:
