@@ -258,13 +258,19 @@ def raw_payloads(snapshot: Snapshot) -> dict[int, bytes | None]:
 
 
 def latest_raw(snapshot: Snapshot, mask: np.ndarray) -> int | None:
-    """Return the position of the newest selected row whose raw payload is kept, None if none is."""
+    """Return the position of the newest selected row whose raw payload is kept, None if none is.
+
+    Newest by Kafka timestamp, not by arrival: the feed reads several partitions,
+    and which partition's batch lands last is chance. Ties go to the later arrival.
+    """
     base = snapshot.total_appended - len(snapshot)
-    for absolute, _ in reversed(snapshot.raw):
+    kafka_ts = snapshot.numeric["kafka_ts_ms"]
+    best: int | None = None
+    for absolute, _ in snapshot.raw:
         position = absolute - base
-        if 0 <= position < len(mask) and mask[position]:
-            return position
-    return None
+        if 0 <= position < len(mask) and mask[position] and (best is None or kafka_ts[position] >= kafka_ts[best]):
+            best = position
+    return best
 
 
 #: Columns of one row shown when its raw payload is no longer kept.

@@ -214,6 +214,18 @@ def test_raw_payloads_follow_absolute_indexes_after_eviction() -> None:
     assert analytics.latest_raw(snapshot, mask) is None
 
 
+def test_the_latest_message_is_the_newest_by_kafka_time_not_the_last_to_arrive() -> None:
+    evs = syn.events(20, seed=6)
+    arrived = [*evs[:10], *evs[15:], *evs[10:15]]  # one partition's batch lands after a newer one's
+    snapshot = syn.buffer_of(arrived).snapshot()
+    mask = np.ones(len(snapshot), dtype=bool)
+    assert analytics.latest_raw(snapshot, mask) == 14  # evs[-1], the newest
+    mask[14] = False
+    assert analytics.latest_raw(snapshot, mask) == 13
+    mask[10:] = False
+    assert analytics.latest_raw(snapshot, mask) == 9
+
+
 def test_row_record_is_json_ready() -> None:
     record = analytics.row_record(SNAPSHOT.frame(analytics.RECORD_COLUMNS, rows=np.array([0])))
     assert record["transaction_id"] == (EVENTS[0].record or {}).get("transaction_id", "")
