@@ -68,6 +68,7 @@ RETRY_SECONDS = 60.0  # ...within this long (each try gets the time left as its 
 REVOKE_RETRY_SECONDS = 10.0  # the same inside the revoke and lost callbacks: the rebalance waits for us
 MAX_ABORTS_IN_A_ROW = 5  # aborts without a commit between them: something is rejected every time
 DRAIN_CHECK_EVERY = 1.0  # seconds between the --until-idle "drained?" queries
+IDLE_CONNECTION_MS = 5000  # the producer closes a broker connection idle this long (see _producer)
 
 
 class WorkerError(Exception):
@@ -223,6 +224,7 @@ class IngestWorker:
             self.settings.kafka_config(
                 transactional_id=self.txn_id,
                 transaction_timeout_ms=15000,
+                connections_max_idle_ms=IDLE_CONNECTION_MS,
                 linger_ms=5,
                 compression_type="lz4",
                 error_cb=self.state.on_error,
