@@ -69,10 +69,50 @@ REVOKE_RETRY_SECONDS = 10.0  # the same inside the revoke and lost callbacks: th
 MAX_ABORTS_IN_A_ROW = 5  # aborts without a commit between them: something is rejected every time
 DRAIN_CHECK_EVERY = 1.0  # seconds between the --until-idle "drained?" queries
 IDLE_CONNECTION_MS = 5000  # the producer closes a broker connection idle this long (see _producer)
+OVERRUN_SECONDS = 10.0  # send_offsets_to_transaction may run this long past its timeout before the worker stops
 
 
 class WorkerError(Exception):
     """The worker cannot go on (fatal Kafka error, exhausted retries, a bug); its open transaction was aborted."""
+
+
+class ProducerWedged(WorkerError):
+    """A producer call ran past its timeout and is still blocked inside librdkafka: the producer is unusable.
+
+    Its open transaction cannot be aborted from here (every transactional call
+    conflicts with the blocked one); it stays uncommitted until the broker
+    aborts it (transaction.timeout.ms) or the restarted worker fences it.
+    """
+
+
+def bounded_call(call: Callable[[], object], timeout: float, what: str, overrun: float = OVERRUN_SECONDS) -> None:
+    """Run `call()` (a librdkafka call given `timeout`) in a helper thread; wait at most `timeout + overrun` s.
+
+    Returns when the call returns, raises what it raises, and raises
+    `ProducerWedged` when it is still blocked after that long. The caller's
+    thread waits in an interruptible join, so signals (SIGTERM) are handled
+    meanwhile; librdkafka 2.16's send_offsets_to_transaction can block forever
+    after a group coordinator dies (librdkafka #5511; its timeout is not
+    checked, #5456), and a blocked main thread would never run a signal handler.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=run, name=what, daemon=True)
+    helper.start()
+    helper.join(timeout + overrun)
+    if helper.is_alive():
+        raise ProducerWedged(
+            f"{what} still blocked {overrun:.0f} s past its {timeout:.0f} s timeout (librdkafka #5511);"
+            " stopping: its transaction is not committed, and a restarted worker fences it"
+        )
+    if failure:
+        raise failure[0]
 
 
 @dataclass
@@ -198,6 +238,7 @@ class IngestWorker:
         self._aborts_in_a_row = 0
         self._producer_ref: Producer | None = None
         self._closing = False  # consumer.close() under way: a late assignment is never read
+        self._wedged = False  # a producer call is blocked for good (ProducerWedged): leave the producer alone
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
         self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
@@ -220,6 +261,10 @@ class IngestWorker:
         )
 
     def _producer(self) -> Producer:
+        # connections.max.idle.ms: after a broker dies for good, librdkafka 2.16 can keep it cached as
+        # the group coordinator and wait for *any* broker state change before it looks for the new one
+        # (librdkafka #5511); a blocked send_offsets_to_transaction leaves our connections idle, and
+        # closing an idle one is such a change. The cost: a reconnect after 5 s without transactions.
         return Producer(
             self.settings.kafka_config(
                 transactional_id=self.txn_id,
@@ -329,7 +374,8 @@ class IngestWorker:
         self._closing = True
         try:
             consumer.close()
-            producer.flush(10)
+            if not self._wedged:
+                producer.flush(10)
         except Exception as exc:  # after a fatal error the clients may refuse; nothing is left to save
             logger.warning("closing the Kafka clients: %s", _describe(exc))
 
@@ -372,6 +418,9 @@ class IngestWorker:
                     )
                     last_report, reported = now, self.stats.messages
             self._finish(consumer, producer, rewind=False)  # a clean stop: commit what was handled
+        except ProducerWedged:
+            self._open, self._wedged = None, True  # no call can reach it; the broker or a successor aborts
+            raise
         except BaseException:
             self._abort_open(producer)  # never commit on any other exit
             raise
@@ -500,7 +549,13 @@ class IngestWorker:
             if offsets:
                 group = consumer.consumer_group_metadata()
                 retry_txn_op(
-                    lambda t: producer.send_offsets_to_transaction(offsets, group, t), "sending offsets", seconds
+                    lambda t: bounded_call(
+                        lambda: producer.send_offsets_to_transaction(offsets, group, t),
+                        t,
+                        "send_offsets_to_transaction",
+                    ),
+                    "sending offsets",
+                    seconds,
                 )
             retry_txn_op(producer.commit_transaction, "committing", seconds)
         except KafkaException as exc:
