@@ -85,8 +85,8 @@ class ProducerWedged(WorkerError):
     """
 
 
-def bounded_call(call: Callable[[], object], timeout: float, what: str, overrun: float = OVERRUN_SECONDS) -> None:
-    """Run `call()` (a librdkafka call given `timeout`) in a helper thread; wait at most `timeout + overrun` s.
+def bounded_call(call: Callable[[], object], timeout: float, what: str) -> None:
+    """Run `call()` (a librdkafka call given `timeout`) in a helper thread; wait at most `timeout + OVERRUN_SECONDS`.
 
     Returns when the call returns, raises what it raises, and raises
     `ProducerWedged` when it is still blocked after that long. The caller's
@@ -103,6 +103,7 @@ def bounded_call(call: Callable[[], object], timeout: float, what: str, overrun:
         except BaseException as exc:  # handed to the waiting thread
             failure.append(exc)
 
+    overrun = OVERRUN_SECONDS
     helper = threading.Thread(target=run, name=what, daemon=True)
     helper.start()
     helper.join(timeout + overrun)

@@ -10,8 +10,10 @@ records they cover. The happy path is tested on the real broker
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -22,7 +24,14 @@ from dashboard.core.schema import ERROR_TOPIC
 from dashboard.core.settings import Settings
 from dashboard.ingest import __main__ as ingest_main
 from dashboard.ingest import worker as worker_module
-from dashboard.ingest.worker import MAX_ABORTS_IN_A_ROW, IngestWorker, WorkerError, retry_txn_op
+from dashboard.ingest.worker import (
+    MAX_ABORTS_IN_A_ROW,
+    IngestWorker,
+    ProducerWedged,
+    WorkerError,
+    bounded_call,
+    retry_txn_op,
+)
 from tests.hostile import NOW_MS, event
 
 TOPIC = Settings().transactions_topic
@@ -147,6 +156,22 @@ class FakeProducer:
         self.pending, self.pending_offsets, self.in_txn = [], [], False
 
 
+class WedgedProducer(FakeProducer):
+    """send_offsets_to_transaction blocks until `release` is set, ignoring its timeout (librdkafka #5456/#5511)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def send_offsets_to_transaction(self, offsets: list[TopicPartition], meta: object, timeout: float) -> None:
+        self._call("send_offsets")
+        self.release.wait(60)
+
+    def flush(self, timeout: float) -> int:
+        self._call("flush")
+        return 0
+
+
 def invalid(i: int) -> bytes:
     return orjson.dumps(event(transaction_id=f"t{i}", total_amount=1))  # ERR_AMOUNT: one record each
 
@@ -217,6 +242,82 @@ def test_a_non_retriable_error_is_raised_at_once() -> None:
     with pytest.raises(KafkaException):
         retry_txn_op(op, "committing", seconds=30)
     assert len(calls) == 1
+
+
+# --- bounded_call: a librdkafka call that ignores its timeout ------------------------------------
+
+
+@pytest.fixture
+def short_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "OVERRUN_SECONDS", 0.2)
+
+
+def test_bounded_call_returns_or_raises_what_the_call_does() -> None:
+    done: list[str] = []
+    bounded_call(lambda: done.append("called"), 1.0, "op")
+    assert done == ["called"]
+    with pytest.raises(KafkaException) as caught:
+        bounded_call(lambda: (_ for _ in ()).throw(retriable()), 1.0, "op")
+    assert caught.value.args[0].retriable()
+
+
+def test_bounded_call_gives_up_on_a_call_blocked_past_its_timeout(short_overrun: None) -> None:
+    release = threading.Event()
+    with pytest.raises(ProducerWedged, match="send_offsets_to_transaction still blocked"):
+        bounded_call(lambda: release.wait(60), 0.1, "send_offsets_to_transaction")
+    release.set()
+
+
+@pytest.fixture
+def usr1() -> Iterator[list[str]]:
+    order: list[str] = []
+    previous = signal.getsignal(signal.SIGUSR1)
+    yield order
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def test_signals_are_handled_while_the_call_blocks(usr1: list[str]) -> None:
+    # The handler releases the blocked call: the call only returns released if the handler ran while it
+    # blocked (a main thread blocked in the C call itself runs no Python signal handler until it returns).
+    release = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        usr1.append("handler")
+        release.set()
+
+    def blocked() -> None:  # runs off the main thread: a C call there would keep the handler from running
+        usr1.append("main thread" if threading.current_thread() is threading.main_thread() else "helper")
+        usr1.append("released" if release.wait(30) else "timed out")
+
+    signal.signal(signal.SIGUSR1, handler)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+    bounded_call(blocked, 30.0, "op")
+    assert usr1 == ["helper", "handler", "released"]
+
+
+def test_a_wedged_send_offsets_stops_the_worker_without_touching_the_producer(
+    short_overrun: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = WedgedProducer()
+    stop = threading.Event()
+    consumer = FakeConsumer([FakeMessage(0, i, invalid(i)) for i in range(3)], stop, {})
+    consumer.subscribe = lambda *a, **k: None  # type: ignore[attr-defined]
+    consumer.close = lambda: None  # type: ignore[attr-defined]
+    producer.init_transactions = lambda t: None  # type: ignore[attr-defined]
+    monkeypatch.setattr(worker_module, "ensure_topics", lambda *a, **k: [])
+    real = worker_module.retry_txn_op
+    monkeypatch.setattr(worker_module, "retry_txn_op", lambda op, what, seconds: real(op, what, min(seconds, 0.5)))
+    w = IngestWorker(Settings(), txn_id="test", stop=stop, detect_fraud=False)
+    monkeypatch.setattr(w, "_producer", lambda: producer)
+    monkeypatch.setattr(w, "_consumer", lambda: consumer)
+    try:
+        with pytest.raises(WorkerError, match=r"send_offsets_to_transaction still blocked .*librdkafka #5511"):
+            w.run()
+        # Nothing after the blocked call: an abort or flush would conflict with it (or block too).
+        assert producer.calls[-1] == "send_offsets" and "abort" not in producer.calls and "flush" not in producer.calls
+        assert producer.committed == [] and producer.committed_offsets == {} and w._open is None
+    finally:
+        producer.release.set()
 
 
 # --- the loop ----------------------------------------------------------------------------------------
