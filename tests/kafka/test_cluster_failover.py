@@ -1,8 +1,19 @@
 """A broker SIGKILLed mid-stream on a three-node cluster: nothing lost, nothing doubled (marker `cluster`).
 
 One cluster of our own (scripts/local-kafka, KAFKA_NODES=3, free ports, tmp
-state) serves two runs, restored in between (every partition back to 3
-in-sync replicas). Each run: a 6-partition transactions topic with
+state) serves every test, restored in between (every partition back to 3
+in-sync replicas).
+
+First, the librdkafka hang these runs used to catch about one time in three,
+made certain: a transactional producer configured as the worker's sends
+offsets once, the node coordinating its group is SIGKILLed and drops out of
+the producer's metadata (librdkafka 2.16 decommissions it but keeps it cached
+as the group coordinator, #5511), and the next send_offsets_to_transaction
+must find the new coordinator and commit there, within its timeout plus the
+worker's overrun bound (with librdkafka's defaults it blocks for good, its
+timeout unchecked, #5456).
+
+Then two runs of the whole pipeline: a 6-partition transactions topic with
 replication 3 (TOPIC_REPLICATION_FACTOR=3 via ensure_topics, as the workers
 create their output topics), two `python -m dashboard.ingest` workers with
 distinct --transactional-id, the dashboard's Feed in-process, and a test
@@ -17,6 +28,9 @@ Mid-stream one node is SIGKILLed and restarted OUTAGE_S later:
    test checks that partition was written when the workers started).
    AdminClient.describe_transactions is not in confluent-kafka 2.16.1.
 
+In both runs the workers' consumer group is picked so that the killed node
+also leads its `__consumer_offsets` partition: the group coordinator dies too.
+
 Then: the workers' committed offsets reach the end of every partition, the
 error log read with read_committed holds every expected record exactly once,
 neither worker exited, the feed kept counting during the outage and its
@@ -30,7 +44,7 @@ three brokers, two workers, the producer and the feed.
 from __future__ import annotations
 
 import collections
-import os
+import contextlib
 import random
 import signal
 import subprocess
@@ -48,23 +62,14 @@ from confluent_kafka.admin import AdminClient
 
 from dashboard.core.settings import Settings
 from dashboard.feed.transactions import Feed
+from dashboard.ingest.worker import IngestWorker, bounded_call
 from dashboard.kafka.admin import ensure_topics
 from dashboard.store.buffer import RingBuffer
 from tests.kafka.kafkatools import ROOT, committed_total, read_all, start_module
 from tests.kafka.localkafka import LocalKafka, wait_for
 from tests.kafka.test_ingest_kafka import crafted
 
-pytestmark = [
-    pytest.mark.cluster,
-    # Known defect, kept visible: about one run in three a worker hangs inside librdkafka's
-    # send_offsets_to_transaction after its coordinator's node is killed (confluent-kafka 2.16.1;
-    # the call ignores its timeout). Until the worker survives that, this test would fail CI
-    # by chance, so it runs only when asked: DAROOGHE_FAILOVER_TEST=1 scripts/test -m cluster.
-    pytest.mark.skipif(
-        os.environ.get("DAROOGHE_FAILOVER_TEST") != "1",
-        reason="known librdkafka hang after a coordinator is killed; run with DAROOGHE_FAILOVER_TEST=1",
-    ),
-]
+pytestmark = pytest.mark.cluster
 
 PARTITIONS = 6
 RATE = 2500  # events per second
@@ -92,29 +97,38 @@ def java_hash(text: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
-def txn_partition(txn_id: str, partitions: int) -> int:
-    """The __transaction_state partition of `txn_id`: Utils.abs(hashCode) % partitions, as Kafka places it."""
-    h = java_hash(txn_id)
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The partition of Kafka's internal topic that coordinates `key` (a transactional id in
+    __transaction_state, a group id in __consumer_offsets): Utils.abs(hashCode) % partitions."""
+    h = java_hash(key)
     return (0 if h == -(1 << 31) else abs(h)) % partitions
 
 
-def transaction_state(admin: AdminClient, bootstrap: str) -> Any:
-    """Metadata of __transaction_state, created (by a first transactional producer) if need be."""
+def internal_topic(admin: AdminClient, bootstrap: str, topic: str) -> Any:
+    """Metadata of __transaction_state or __consumer_offsets, created (by a first client that needs it) if need be."""
 
     def meta() -> Any:
-        topic = admin.list_topics(timeout=10).topics.get("__transaction_state")
-        return topic if topic is not None and topic.partitions else None
+        found = admin.list_topics(timeout=10).topics.get(topic)
+        return found if found is not None and found.partitions else None
 
     if meta() is None:
-        first = Producer({"bootstrap.servers": bootstrap, "transactional.id": "failover-first", "log_level": 0})
-        first.init_transactions(60)
-    return wait_for("__transaction_state", meta, timeout=30)
+        if topic == "__transaction_state":
+            first = Producer({"bootstrap.servers": bootstrap, "transactional.id": "failover-first", "log_level": 0})
+            first.init_transactions(60)
+        else:  # a group's first offset lookup creates __consumer_offsets
+            first = Consumer({"bootstrap.servers": bootstrap, "group.id": "failover-first", "log_level": 0})
+            try:  # the topic is created on this lookup, which may fail while it is (NOT_COORDINATOR)
+                with contextlib.suppress(KafkaException):
+                    first.committed([TopicPartition("failover-first", 0)], timeout=30)
+            finally:
+                first.close()
+    return wait_for(topic, meta, timeout=30)
 
 
-def coordinator_of(admin: AdminClient, txn_id: str) -> tuple[int, int]:
-    """(partition of __transaction_state, node id leading it) for `txn_id`."""
-    meta = admin.list_topics("__transaction_state", timeout=10).topics["__transaction_state"]
-    p = txn_partition(txn_id, len(meta.partitions))
+def coordinator_of(admin: AdminClient, topic: str, key: str) -> tuple[int, int]:
+    """(partition of `topic`, node id leading it) that coordinates `key`."""
+    meta = admin.list_topics(topic, timeout=10).topics[topic]
+    p = coordinator_partition(key, len(meta.partitions))
     return p, meta.partitions[p].leader
 
 
@@ -166,7 +180,7 @@ class SteadyProducer(threading.Thread):
         self.producer.flush(200)
 
 
-def run_env(cluster: LocalKafka, tag: str) -> dict[str, str]:
+def run_env(cluster: LocalKafka, tag: str, group: str) -> dict[str, str]:
     u = uuid.uuid4().hex[:8]
     env = dict(cluster.env)
     for name in ("KAFKA_NODES", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_HOME", "LOCAL_KAFKA_DIR"):
@@ -177,7 +191,7 @@ def run_env(cluster: LocalKafka, tag: str) -> dict[str, str]:
         ERROR_TOPIC=f"failover.{tag}.error_logs.{u}",
         FRAUD_TOPIC=f"failover.{tag}.fraud_alerts.{u}",
         ROLLUPS_TOPIC=f"failover.{tag}.rollups.{u}",
-        INGEST_GROUP=f"failover.{tag}.ingest.{u}",
+        INGEST_GROUP=group,
         TOPIC_PARTITIONS=str(PARTITIONS),
         TOPIC_REPLICATION_FACTOR="3",
         PYTHONPATH=str(ROOT),
@@ -191,11 +205,53 @@ def txn_ids(admin: AdminClient, tag: str) -> list[str]:
     by_node: dict[int, list[str]] = collections.defaultdict(list)
     for i in range(200):
         candidate = f"failover-{tag}-{uuid.uuid4().hex[:6]}-{i}"
-        _, node = coordinator_of(admin, candidate)
+        _, node = coordinator_of(admin, "__transaction_state", candidate)
         by_node[node].append(candidate)
         if len(by_node[node]) == 2:
             return by_node[node]
     raise AssertionError("no two transactional ids share a coordinator")
+
+
+def group_led_by(admin: AdminClient, tag: str, node: int) -> str:
+    """A consumer group id whose group coordinator is `node`."""
+    for i in range(500):
+        candidate = f"failover.{tag}.ingest.{uuid.uuid4().hex[:8]}-{i}"
+        if coordinator_of(admin, "__consumer_offsets", candidate)[1] == node:
+            return candidate
+    raise AssertionError(f"no group id whose coordinator is node {node}")
+
+
+def test_send_offsets_finds_the_group_coordinator_that_replaced_a_removed_one(cluster: LocalKafka) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
+    wait_for("every partition with all replicas in sync", lambda: all_in_sync(admin, 3), timeout=90)
+    internal_topic(admin, cluster.bootstrap, "__transaction_state")
+    internal_topic(admin, cluster.bootstrap, "__consumer_offsets")
+    txn = txn_ids(admin, "offsets")[0]
+    victim = next(n for n in (1, 2, 3) if n != coordinator_of(admin, "__transaction_state", txn)[1])
+    env = run_env(cluster, "offsets", group_led_by(admin, "offsets", victim))
+    settings = Settings.from_env(env)
+    topic = settings.transactions_topic
+    ensure_topics(settings, [topic])
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": settings.ingest_group, "log_level": 0})
+    producer = IngestWorker(settings, txn, detect_fraud=False)._producer()  # the worker's own producer settings
+    group = consumer.consumer_group_metadata()
+
+    def send(offset: int) -> None:
+        producer.begin_transaction()
+        offsets = [TopicPartition(topic, 0, offset)]
+        bounded_call(lambda: producer.send_offsets_to_transaction(offsets, group, 10), 10, "send offsets")
+        producer.commit_transaction(30)
+
+    try:
+        producer.init_transactions(60)
+        send(1)  # the group's coordinator (node `victim`) is now in the producer's coordinator cache
+        cluster.run("kill", str(victim))
+        wait_for(f"node {victim} gone from the producer's metadata", lambda: victim not in brokers(producer), 60)
+        send(2)  # raises ProducerWedged if it is still blocked 10 s past its 10 s timeout
+        assert consumer.committed([TopicPartition(topic, 0)], timeout=30)[0].offset == 2
+    finally:
+        consumer.close()
+        cluster.run("start", str(victim))
 
 
 @pytest.mark.parametrize("victim", ["node 2", "transaction coordinator"])
@@ -203,7 +259,14 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
     wait_for("every partition with all replicas in sync", lambda: all_in_sync(admin, 3), timeout=90)
     tag = "node2" if victim == "node 2" else "coord"
-    env = run_env(cluster, tag)
+    internal_topic(admin, cluster.bootstrap, "__transaction_state")
+    internal_topic(admin, cluster.bootstrap, "__consumer_offsets")
+    ids = txn_ids(admin, tag)
+    state_partition, coordinator = coordinator_of(admin, "__transaction_state", ids[0])
+    node = 2 if victim == "node 2" else coordinator
+    # The workers' group coordinator dies with the node too: their send_offsets_to_transaction
+    # must find its successor (librdkafka 2.16 can wait forever for a removed coordinator).
+    env = run_env(cluster, tag, group_led_by(admin, tag, node))
     settings = Settings.from_env(env)
     topic, group = settings.transactions_topic, settings.ingest_group
     ensure_topics(settings, [topic])
@@ -215,11 +278,6 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
         ),
         timeout=30,
     )
-
-    transaction_state(admin, cluster.bootstrap)
-    ids = txn_ids(admin, tag)
-    state_partition, coordinator = coordinator_of(admin, ids[0])
-    node = 2 if victim == "node 2" else coordinator
     state_tp = TopicPartition("__transaction_state", state_partition)
     state_before = admin_high(cluster, state_tp)
 
@@ -290,6 +348,14 @@ def test_broker_killed_mid_stream_loses_nothing(cluster: LocalKafka, victim: str
         (r["transaction_id"], r["error_code"]) for r in (orjson.loads(m.value()) for m in records)
     )
     assert got == expected, (sum(got.values()), sum(expected.values()), (got - expected).most_common(3))
+
+
+def brokers(client: Producer) -> set[int]:
+    """Node ids in `client`'s metadata, asked anew (a request to a dead node times out: try again)."""
+    try:
+        return set(client.list_topics(timeout=5).brokers)
+    except KafkaException:
+        return {-1}
 
 
 def admin_high(cluster: LocalKafka, tp: TopicPartition) -> int:
