@@ -35,6 +35,7 @@ takes its partitions back at once instead of after the session timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -70,6 +71,7 @@ MAX_ABORTS_IN_A_ROW = 5  # aborts without a commit between them: something is re
 DRAIN_CHECK_EVERY = 1.0  # seconds between the --until-idle "drained?" queries
 IDLE_CONNECTION_MS = 5000  # the producer closes a broker connection idle this long (see _producer)
 OVERRUN_SECONDS = 10.0  # send_offsets_to_transaction may run this long past its timeout before the worker stops
+TICK_SECONDS = 1.0  # while it runs longer than this, a metadata request this often keeps one connection busy
 
 
 class WorkerError(Exception):
@@ -85,15 +87,18 @@ class ProducerWedged(WorkerError):
     """
 
 
-def bounded_call(call: Callable[[], object], timeout: float, what: str) -> None:
+def bounded_call(
+    call: Callable[[], object], timeout: float, what: str, tick: Callable[[], object] | None = None
+) -> None:
     """Run `call()` (a librdkafka call given `timeout`) in a helper thread; wait at most `timeout + OVERRUN_SECONDS`.
 
     Returns when the call returns, raises what it raises, and raises
-    `ProducerWedged` when it is still blocked after that long. The caller's
-    thread waits in an interruptible join, so signals (SIGTERM) are handled
-    meanwhile; librdkafka 2.16's send_offsets_to_transaction can block forever
-    after a group coordinator dies (librdkafka #5511; its timeout is not
-    checked, #5456), and a blocked main thread would never run a signal handler.
+    `ProducerWedged` when it is still blocked after that long. Meanwhile the
+    caller's thread calls `tick()` every TICK_SECONDS (a KafkaException from it
+    is ignored) and otherwise waits in an interruptible join, so signals
+    (SIGTERM) are handled: librdkafka 2.16's send_offsets_to_transaction can
+    block forever after a group coordinator dies (librdkafka #5511; its timeout
+    is not checked, #5456), and a main thread blocked in it runs no signal handler.
     """
     failure: list[BaseException] = []
 
@@ -104,9 +109,16 @@ def bounded_call(call: Callable[[], object], timeout: float, what: str) -> None:
             failure.append(exc)
 
     overrun = OVERRUN_SECONDS
+    deadline = time.monotonic() + timeout + overrun
     helper = threading.Thread(target=run, name=what, daemon=True)
     helper.start()
-    helper.join(timeout + overrun)
+    while True:
+        helper.join(max(0.0, min(TICK_SECONDS, deadline - time.monotonic())))
+        if not helper.is_alive() or time.monotonic() >= deadline:
+            break
+        if tick is not None:
+            with contextlib.suppress(KafkaException):  # a failed tick only loses its own effect
+                tick()
     if helper.is_alive():
         raise ProducerWedged(
             f"{what} still blocked {overrun:.0f} s past its {timeout:.0f} s timeout (librdkafka #5511);"
@@ -264,8 +276,11 @@ class IngestWorker:
     def _producer(self) -> Producer:
         # connections.max.idle.ms: after a broker dies for good, librdkafka 2.16 can keep it cached as
         # the group coordinator and wait for *any* broker state change before it looks for the new one
-        # (librdkafka #5511); a blocked send_offsets_to_transaction leaves our connections idle, and
-        # closing an idle one is such a change. The cost: a reconnect after 5 s without transactions.
+        # (librdkafka #5511). A blocked send_offsets_to_transaction leaves the transaction coordinator's
+        # connection idle, and closing it is such a change; the lookup then goes over the connection
+        # _finish keeps busy meanwhile (bounded_call's tick: idle ones close all at once, and a lookup
+        # sent on a closing one fails and is retried only at the next change). The cost: a reconnect
+        # after 5 s without transactions.
         return Producer(
             self.settings.kafka_config(
                 transactional_id=self.txn_id,
@@ -554,6 +569,7 @@ class IngestWorker:
                         lambda: producer.send_offsets_to_transaction(offsets, group, t),
                         t,
                         "send_offsets_to_transaction",
+                        tick=lambda: producer.list_topics(topic, timeout=TICK_SECONDS),
                     ),
                     "sending offsets",
                     seconds,

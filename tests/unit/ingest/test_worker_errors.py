@@ -162,6 +162,12 @@ class WedgedProducer(FakeProducer):
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        self.ticks = 0  # metadata requests while send_offsets_to_transaction blocks
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no answer"))  # ignored: the next tick comes
 
     def send_offsets_to_transaction(self, offsets: list[TopicPartition], meta: object, timeout: float) -> None:
         self._call("send_offsets")
@@ -250,6 +256,7 @@ def test_a_non_retriable_error_is_raised_at_once() -> None:
 @pytest.fixture
 def short_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_module, "OVERRUN_SECONDS", 0.2)
+    monkeypatch.setattr(worker_module, "TICK_SECONDS", 0.05)
 
 
 def test_bounded_call_returns_or_raises_what_the_call_does() -> None:
@@ -316,6 +323,7 @@ def test_a_wedged_send_offsets_stops_the_worker_without_touching_the_producer(
         # Nothing after the blocked call: an abort or flush would conflict with it (or block too).
         assert producer.calls[-1] == "send_offsets" and "abort" not in producer.calls and "flush" not in producer.calls
         assert producer.committed == [] and producer.committed_offsets == {} and w._open is None
+        assert producer.ticks >= 2  # a connection was kept busy while the call blocked (see IngestWorker._producer)
     finally:
         producer.release.set()
 
