@@ -563,17 +563,7 @@ class IngestWorker:
         try:
             self._produce_rollups(producer)
             if offsets:
-                group = consumer.consumer_group_metadata()
-                retry_txn_op(
-                    lambda t: bounded_call(
-                        lambda: producer.send_offsets_to_transaction(offsets, group, t),
-                        t,
-                        "send_offsets_to_transaction",
-                        tick=lambda: producer.list_topics(topic, timeout=TICK_SECONDS),
-                    ),
-                    "sending offsets",
-                    seconds,
-                )
+                self._send_offsets(producer, offsets, consumer.consumer_group_metadata(), seconds)
             retry_txn_op(producer.commit_transaction, "committing", seconds)
         except KafkaException as exc:
             err = exc.args[0]
@@ -601,6 +591,24 @@ class IngestWorker:
         self.stats.transactions += 1
         self.stats.last_commit_at = self.clock()
         return True
+
+    def _send_offsets(self, producer: Producer, offsets: list[TopicPartition], group: object, seconds: float) -> None:
+        """Add `offsets` to the open transaction, retried within `seconds`; `ProducerWedged` if librdkafka hangs.
+
+        While the call waits (librdkafka #5511, see `_producer`), a metadata
+        request every TICK_SECONDS keeps one broker connection busy.
+        """
+        topic = self.settings.transactions_topic
+        retry_txn_op(
+            lambda t: bounded_call(
+                lambda: producer.send_offsets_to_transaction(offsets, group, t),
+                t,
+                "send_offsets_to_transaction",
+                tick=lambda: producer.list_topics(topic, timeout=TICK_SECONDS),
+            ),
+            "sending offsets",
+            seconds,
+        )
 
     def _abort_open(self, producer: Producer) -> None:
         """Abort the open transaction, if any, on the way out; a failure is logged (the broker aborts it later)."""

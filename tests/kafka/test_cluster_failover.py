@@ -62,7 +62,7 @@ from confluent_kafka.admin import AdminClient
 
 from dashboard.core.settings import Settings
 from dashboard.feed.transactions import Feed
-from dashboard.ingest.worker import IngestWorker, bounded_call
+from dashboard.ingest.worker import IngestWorker
 from dashboard.kafka.admin import ensure_topics
 from dashboard.store.buffer import RingBuffer
 from tests.kafka.kafkatools import ROOT, committed_total, read_all, start_module
@@ -250,13 +250,14 @@ def test_send_offsets_finds_the_group_coordinator_that_replaced_a_removed_one(cl
     topic = settings.transactions_topic
     ensure_topics(settings, [topic])
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": settings.ingest_group, "log_level": 0})
-    producer = IngestWorker(settings, txn, detect_fraud=False)._producer()  # the worker's own producer settings
+    worker = IngestWorker(settings, txn, detect_fraud=False)
+    producer = worker._producer()  # the worker's own producer settings and its own way of sending offsets
     group = consumer.consumer_group_metadata()
 
     def send(offset: int) -> None:
         producer.begin_transaction()
-        offsets = [TopicPartition(topic, 0, offset)]
-        bounded_call(lambda: producer.send_offsets_to_transaction(offsets, group, 10), 10, "send offsets")
+        # Tries within 10 s; ProducerWedged if a call is still blocked OVERRUN_SECONDS past its timeout.
+        worker._send_offsets(producer, [TopicPartition(topic, 0, offset)], group, seconds=10.0)
         producer.commit_transaction(30)
 
     try:
