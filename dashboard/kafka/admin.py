@@ -292,7 +292,8 @@ def flush_pipeline(settings: Settings, timeout: float = 30.0) -> str:
     its beginning when the group is empty, else named in a warning.
     """
     topics = pipeline_topics(settings)
-    counts = {t: message_count(settings, t, timeout) for t in topics}
+    present = admin_client(settings).list_topics(timeout=timeout).topics
+    counts = {t: message_count(settings, t, timeout) if t in present else 0 for t in topics}
     delete_topics(settings, topics[:1], timeout)
     delete_topics(settings, topics[1:], timeout)
     ensure_topics(settings, topics, timeout=timeout)
