@@ -49,7 +49,15 @@ def pulse_history(env: dict[str, str], events: int, seed: int) -> str:
     """Run Pulse in flush mode, history only; return its log."""
     result = subprocess.run(
         [sys.executable, "-m", "dashboard.pulse", "--history-only"],
-        env={**env, "HISTORY_EVENTS": str(events), "SEED": str(seed), "EVENT_INIT_MODE": "flush"},
+        # 15 minutes of history: every minute of each partition gets events in both runs, so the
+        # worker's open aggregate runs of the old stream meet the new stream's minutes.
+        env={
+            **env,
+            "HISTORY_EVENTS": str(events),
+            "HISTORY_DAYS": "0.01",
+            "SEED": str(seed),
+            "EVENT_INIT_MODE": "flush",
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,
