@@ -61,7 +61,7 @@ def merchants(sel: shell.Selection) -> None:
     with cols[3]:
         widgets.share_counter("Invalid share", c.invalid_share)
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
-    st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
+    widgets.chart(charts.rate_chart(series, "Volume (transactions per minute)"))
     left, right = st.columns(2)
     with left:
         st.dataframe(

@@ -44,7 +44,7 @@ def overview(sel: shell.Selection) -> None:
         widgets.share_counter("Approval rate", c.approval_rate)
     with cols[5]:
         widgets.share_counter("Invalid share", c.invalid_share)
-    st.altair_chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)), width="stretch")
+    widgets.chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)))
 
     # Tables rather than three more Altair charts: the same figures at a
     # fraction of the render time (Altair's to_dict costs ~10 ms a chart).
