@@ -21,7 +21,11 @@ the worker. Outside per-message handling, librdkafka's error classes decide
   work mean a record the cluster keeps rejecting: the worker stops rather
   than drop it;
 - fatal, exhausted or unexpected: abort the open transaction and raise
-  `WorkerError` (the entry point prints one line and exits 1).
+  `WorkerError` (the entry point prints one line and exits 1);
+- send_offsets_to_transaction still blocked past its timeout + OVERRUN_SECONDS
+  (librdkafka #5511, see `_producer`): `ProducerWedged`, a WorkerError raised
+  without touching the producer; the transaction stays uncommitted (the broker
+  aborts it, the restarted worker fences it).
 On a clean stop (signal, --until-idle) the open transaction is committed. On a
 rebalance it is committed in the revoke callback, before the partitions move;
 on a lost assignment (`on_lost`: the group moved on without us) it is aborted,

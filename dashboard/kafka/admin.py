@@ -341,7 +341,7 @@ def _reset_stale_offsets(settings: Settings, timeout: float) -> str | None:
 def topic_id(admin: AdminClient, topic: str, timeout: float = 2.0) -> str | None:
     """Return the topic's id (it changes when the topic is deleted and created again), None when it does not exist.
 
-    Raises KafkaException when the broker does not answer.
+    Raises KafkaException when the broker refuses, TimeoutError when it does not answer within `timeout`.
     """
     try:
         return str(
@@ -369,7 +369,7 @@ class TopicIdentity:
         """Return (old id, new id) when the topic was recreated since the last look, else None."""
         try:
             now = topic_id(self.admin, self.topic, timeout)
-        except KafkaException:
+        except (KafkaException, TimeoutError):  # no answer in time (a node down): the future's TimeoutError
             return None
         if now is None:
             return None

@@ -14,7 +14,7 @@ from dashboard.kafka.admin import TopicIdentity
 class FakeAdmin:
     """Answers describe_topics from a script: a topic id, or a KafkaException of the real type."""
 
-    def __init__(self, answers: list[str | int]) -> None:
+    def __init__(self, answers: list[str | int | None]) -> None:
         self.answers = answers
 
     def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
@@ -22,7 +22,7 @@ class FakeAdmin:
         future: Future[Any] = Future()
         if isinstance(answer, int):
             future.set_exception(KafkaException(KafkaError(answer)))
-        else:
+        elif answer is not None:  # None: no answer at all (a node down), result(timeout) raises TimeoutError
             future.set_result(SimpleNamespace(topic_id=answer))
         return {"t": future}
 
@@ -41,3 +41,8 @@ def test_the_first_look_only_learns_the_id() -> None:
     assert identity.check() is None
     assert identity.check() is None
     assert identity.current == "X"
+
+
+def test_a_broker_that_does_not_answer_in_time_proves_nothing() -> None:
+    identity = TopicIdentity(FakeAdmin(["A", None, "A", None, "B"]), "t")  # type: ignore[arg-type]
+    assert [identity.check(timeout=0.01) for _ in range(5)] == [None, None, None, None, ("A", "B")]
