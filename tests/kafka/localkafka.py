@@ -33,10 +33,15 @@ def ports_free(ports: list[int]) -> bool:
 
 
 def free_port_block(n: int) -> tuple[int, int]:
-    """(client base, controller base), each starting n consecutive free ports."""
+    """(client base, controller base), each starting n consecutive free ports.
+
+    Below Linux's ephemeral range (32768-60999): a node killed and restarted
+    must get its port back, and an outgoing connection may take a free port
+    of that range as its local port meanwhile ("Address already in use").
+    """
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - 2 * n, 2 * n)
+        base = rng.randrange(20000, 32768 - 2 * n, 2 * n)
         ctrl = base + n
         if ports_free(list(range(base, base + 2 * n))):
             return base, ctrl
