@@ -11,23 +11,24 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from dashboard.core.records import encode_record
+from dashboard.core.timeunits import DAY_MS, MINUTE_MS
 from dashboard.core.validation import ms_to_iso
 
 #: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
 VELOCITY_MAX_COUNT: Final = 5
-VELOCITY_WINDOW_MS: Final = 120_000
+VELOCITY_WINDOW_MS: Final = 2 * MINUTE_MS
 #: Geographical impossibility: more than GEO_MAX_KM apart, less than GEO_WINDOW_MS apart.
 GEO_MAX_KM: Final = 50.0
-GEO_WINDOW_MS: Final = 300_000
+GEO_WINDOW_MS: Final = 5 * MINUTE_MS
 #: Amount anomaly: amount > AMOUNT_RATIO x the average of at least MIN_HISTORY earlier transactions.
 AMOUNT_RATIO: Final = 10
 MIN_HISTORY: Final = 5
 #: The amount rule forgets a customer unseen for this long (event time; the worker sets FRAUD_LOOKBACK_DAYS)...
-AMOUNT_IDLE_MS: Final = 7 * 86_400_000
+AMOUNT_IDLE_MS: Final = 7 * DAY_MS
 #: ...and keeps at most this many customers per detector, least recently seen evicted first (FRAUD_MAX_CUSTOMERS).
 AMOUNT_MAX_CUSTOMERS: Final = 200_000
 #: How much older than the customer's newest event an event may be and still join the windows.
-LATENESS_MS: Final = 60_000
+LATENESS_MS: Final = MINUTE_MS
 #: Most events kept per customer and window (a bot's flood cannot grow the state without bound).
 MAX_KEPT: Final = 64
 #: Mean Earth radius (IUGG), km.
