@@ -26,7 +26,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 
 from dashboard.core.settings import Settings
 from dashboard.feed.probe import PipelineProbe
-from dashboard.feed.status import FeedStatus, Health
+from dashboard.feed.status import FeedStatus, Health, Pipeline
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
 from dashboard.kafka.config import client_config_error
 from dashboard.kafka.offsets import backfill_starts
@@ -317,12 +317,10 @@ class Feed:
         probe = PipelineProbe(self.settings, lambda err: logger.debug("probe: %s", err.str()), QUERY_TIMEOUT)
         try:
             while not self._stop.is_set():
-                self._status.pipeline(probe.ingest_lag(), probe.error_records())
-                cluster = probe.cluster()
-                self._status.cluster(*(cluster or (None, None)))
+                self._status.pipeline(probe.figures())
                 self._stop.wait(self.probe_interval)
         except Exception:
             logger.exception("feed probe thread crashed; pipeline figures stay unknown")
-            self._status.pipeline(None, None)
+            self._status.pipeline(Pipeline())
         finally:
             probe.close()
