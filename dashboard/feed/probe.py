@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from dashboard.core.settings import Settings
 from dashboard.feed.status import Pipeline
+from dashboard.feed.viewer import viewer_config
 from dashboard.kafka.admin import replication_problem
 
 logger = logging.getLogger(__name__)
@@ -43,16 +43,8 @@ class PipelineProbe:
         common: dict[str, Any] = {"allow_auto_create_topics": False, "error_cb": error_cb}
         # A metadata request for a missing topic would create it otherwise.
         self._admin = AdminClient(settings.kafka_config(**common))
-        self._counter = Consumer(
-            settings.kafka_config(
-                group_id=f"darooghe-dashboard-count-{uuid.uuid4().hex}",
-                enable_auto_commit=False,
-                isolation_level="read_committed",  # the ingest worker writes transactionally
-                auto_offset_reset="earliest",
-                queued_max_messages_kbytes=4096,  # it only counts: a small prefetch will do
-                **common,
-            )
-        )
+        # It only counts: a small prefetch will do.
+        self._counter = Consumer(viewer_config(settings, "count", error_cb, queued_max_messages_kbytes=4096))
         self._group_reader = Consumer(
             settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False, **common)
         )

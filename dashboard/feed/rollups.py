@@ -14,14 +14,13 @@ unreachable broker is retried. Never calls `st.*`: pages read
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.feed.viewer import DaemonLoop, viewer_config
 from dashboard.kafka.broker_state import DOWN_CODES
 from dashboard.store.rollups import Rollups
 
@@ -32,12 +31,14 @@ POLL_TIMEOUT = 0.5
 QUERY_TIMEOUT = 2.0
 
 
-class RollupFeed:
+class RollupFeed(DaemonLoop):
     """Reads the rollups topic into `rollups` on a daemon thread; see the module docstring.
 
     `caught_up` turns True once a poll after the assignment found nothing
     more to read (the history is loaded); `records` counts values read.
     """
+
+    thread_name = "darooghe-rollups"
 
     def __init__(
         self,
@@ -48,28 +49,13 @@ class RollupFeed:
         metadata_interval: float = 10.0,
         retry_interval: float = 2.0,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.rollups = rollups if rollups is not None else Rollups(settings.rollup_days, clock)
         self.metadata_interval = metadata_interval
         self.retry_interval = retry_interval
         self.records = 0
         self.caught_up = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the thread; a second call does nothing."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="darooghe-rollups", daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop and wait up to `timeout` seconds."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() in DOWN_CODES:
@@ -77,19 +63,9 @@ class RollupFeed:
         else:
             logger.warning("rollups feed: %s", err.str())
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         topic = self.settings.rollups_topic
-        consumer = Consumer(
-            self.settings.kafka_config(
-                group_id=f"darooghe-dashboard-rollups-{uuid.uuid4().hex}",  # never joined, never committed
-                client_id="darooghe-dashboard-rollups",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",  # the workers write transactionally
-                allow_auto_create_topics=False,
-                error_cb=self._on_error,
-            )
-        )
+        consumer = Consumer(viewer_config(self.settings, "rollups", self._on_error))
         assigned: set[int] = set()
         try:
             next_meta = 0.0

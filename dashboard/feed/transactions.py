@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -27,6 +26,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 from dashboard.core.settings import Settings
 from dashboard.feed.probe import PipelineProbe
 from dashboard.feed.status import FeedStatus, Health, Pipeline
+from dashboard.feed.viewer import viewer_config, viewer_group
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
 from dashboard.kafka.config import client_config_error
 from dashboard.kafka.offsets import backfill_starts
@@ -74,7 +74,7 @@ class Feed:
         self.retry_interval = retry_interval
         self.lag_interval = lag_interval
         self.probe_interval = probe_interval
-        self.group_id = f"darooghe-dashboard-{uuid.uuid4().hex}"  # never joined, never committed
+        self.group_id = viewer_group("transactions")  # never joined, never committed
         self._broker = BrokerState(settings.bootstrap_servers, logger)
         self._status = FeedStatus(settings.bootstrap_servers, settings.transactions_topic, settings.stale_seconds)
         self._stop = threading.Event()
@@ -127,23 +127,10 @@ class Feed:
         self._status.answered()
 
     def _consume_loop(self) -> None:
-        consumer = Consumer(
-            self.settings.kafka_config(
-                group_id=self.group_id,
-                client_id="darooghe-dashboard",
-                enable_auto_commit=False,
-                # Out of range means retention overtook us or the topic was
-                # recreated (Pulse's flush mode): read what is there now.
-                auto_offset_reset="earliest",
-                # The Pulse generator is not transactional, so read_committed
-                # costs nothing here (the stable offset is the high
-                # watermark); we keep librdkafka's default anyway so that a
-                # transactional producer's aborted events would never show.
-                isolation_level="read_committed",
-                allow_auto_create_topics=False,  # a viewer must not create the topic
-                error_cb=self._on_error,
-            )
-        )
+        # The Pulse generator is not transactional, so read_committed costs
+        # nothing here (the stable offset is the high watermark); it keeps a
+        # transactional producer's aborted events from ever showing.
+        consumer = Consumer(viewer_config(self.settings, "transactions", self._on_error, self.group_id))
         try:
             next_meta = next_lag = 0.0
             while not self._stop.is_set():
