@@ -35,6 +35,39 @@ MAX_KEPT: Final = 64
 EARTH_RADIUS_KM: Final = 6371.0088
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The rules' thresholds and the bounds of their state: one set for every detector (defaults: the above).
+
+    velocity_count, velocity_window_ms: the velocity rule; geo_km,
+    geo_window_ms: the geographical rule; amount_ratio, min_history: the
+    amount rule, which forgets customers idle for amount_idle_ms and keeps at
+    most max_customers; lateness_ms, max_kept: how late an event may join the
+    windows, and how many events a customer's window keeps.
+    """
+
+    velocity_count: int = VELOCITY_MAX_COUNT
+    velocity_window_ms: int = VELOCITY_WINDOW_MS
+    geo_km: float = GEO_MAX_KM
+    geo_window_ms: int = GEO_WINDOW_MS
+    amount_ratio: float = AMOUNT_RATIO
+    min_history: int = MIN_HISTORY
+    amount_idle_ms: int = AMOUNT_IDLE_MS
+    max_customers: int = AMOUNT_MAX_CUSTOMERS
+    lateness_ms: int = LATENESS_MS
+    max_kept: int = MAX_KEPT
+
+    def __post_init__(self) -> None:
+        if self.min_history < 1 or self.amount_idle_ms < 0 or self.max_customers < 1:
+            raise ValueError("need min_history >= 1, amount_idle_ms >= 0 and max_customers >= 1")
+        if self.max_kept <= self.velocity_count:
+            raise ValueError("max_kept must exceed velocity_count")
+
+
+#: DATA.md's thresholds with the default bounds.
+DEFAULT_LIMITS: Final = Limits()
+
+
 class TransactionLike(Protocol):
     """What the detectors read of a transaction; None marks a field that failed to decode.
 
