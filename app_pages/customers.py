@@ -31,7 +31,7 @@ def body(sel: shell.Selection) -> None:
     """Everything below the title; refreshed in place."""
     frame = sel.frame(COLUMNS)
     now = sel.now_ms
-    first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, frame)
+    first = customers.first_seen_ms(live.rollups(ctx.source).first_seen, sel.snapshot)
     present, counts = customers.transactions_per_customer(frame)
     active, new = customers.recent(frame, first, now - HOUR_MS, now)
     cols = st.columns(4)

@@ -87,6 +87,14 @@ class Dictionary:
         self.values: list[str] = [""]
         self.index: dict[str, int] = {"": 0}
         self.max_chars = max_chars
+        self._categories: Categories | None = None
+
+    def categories(self) -> Categories:
+        """Return the values as immutable Categories; the same object while no value was added or dropped."""
+        categories = self._categories
+        if categories is None or len(categories.values) != len(self.values):
+            categories = self._categories = Categories(tuple(self.values))
+        return categories
 
     def encode(self, values: Sequence[str | None]) -> np.ndarray:
         """Return int32 codes for `values`, adding unseen values (None becomes code 0)."""
@@ -122,7 +130,30 @@ class Dictionary:
         values = self.values
         self.values = [values[i] for i in kept.tolist()]
         self.index = {v: i for i, v in enumerate(self.values)}
+        self._categories = None
         return table
+
+
+class Categories:
+    """The values of a dictionary at one moment, and their pandas dtype, built once on first use.
+
+    Snapshots share one Categories while the dictionary does not change, so the
+    dtype (an object Index of up to millions of strings, checked for
+    uniqueness) is built once per dictionary state rather than per frame.
+    """
+
+    __slots__ = ("_dtype", "values")
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.values = values
+        self._dtype: pd.CategoricalDtype | None = None
+
+    def dtype(self) -> pd.CategoricalDtype:
+        """The CategoricalDtype whose categories are the values, in code order."""
+        dtype = self._dtype
+        if dtype is None:  # two readers may both build it; either result is the same
+            dtype = self._dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
+        return dtype
 
 
 @dataclass(frozen=True)
@@ -154,7 +185,7 @@ class Snapshot:
 
     numeric: Mapping[str, np.ndarray]
     codes: Mapping[str, np.ndarray]
-    dictionaries: Mapping[str, tuple[str, ...]]
+    categories: Mapping[str, Categories]
     ids: np.ndarray
     raw: tuple[tuple[int, bytes | None], ...]
     total_appended: int
@@ -162,6 +193,11 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def dictionaries(self) -> dict[str, tuple[str, ...]]:
+        """The values of every categorical column, in code order."""
+        return {name: categories.values for name, categories in self.categories.items()}
 
     def frame(self, columns: Iterable[str] | None = None, rows: np.ndarray | slice | None = None) -> pd.DataFrame:
         """Return a DataFrame of `columns` (default: all but the id) for `rows` (default: all).
@@ -178,7 +214,7 @@ class Snapshot:
                 data[name] = self.numeric[name][sel]
             elif name in CATEGORICAL:
                 data[name] = pd.Categorical.from_codes(
-                    self.codes[name][sel], categories=pd.Index(self.dictionaries[name]), validate=False
+                    self.codes[name][sel], dtype=self.categories[name].dtype(), validate=False
                 )
             elif name == "valid":
                 data[name] = self.numeric["error_mask"][sel] == 0
@@ -307,7 +343,7 @@ class RingBuffer:
             snap = Snapshot(
                 numeric={name: self._ordered(arr) for name, arr in self._numeric.items()},
                 codes={name: self._ordered(arr) for name, arr in self._codes.items()},
-                dictionaries={name: tuple(d.values) for name, d in self._dicts.items()},
+                categories={name: d.categories() for name, d in self._dicts.items()},
                 ids=self._ordered(self._ids),
                 raw=tuple(self._raw),
                 total_appended=self._appended,

@@ -76,9 +76,14 @@ def tier_rates(monthly_volume: np.ndarray) -> np.ndarray:
     return rates[np.searchsorted(starts, monthly_volume, side="right") - 1]
 
 
-def tiered(amount: np.ndarray, monthly_volume: np.ndarray) -> np.ndarray:
-    """Commission of each amount under the tiered scheme, given its merchant's monthly volume."""
-    return _floor_bp(amount * tier_rates(monthly_volume))
+def tiered(amount: np.ndarray, monthly_volume: np.ndarray, merchant: np.ndarray | None = None) -> np.ndarray:
+    """Commission of each amount under the tiered scheme, given its merchant's monthly volume.
+
+    `monthly_volume` is one per amount, or, with `merchant` (each amount's
+    merchant code), one per merchant code: one tier search per merchant then.
+    """
+    rates = tier_rates(monthly_volume)
+    return _floor_bp(amount * (rates if merchant is None else rates[merchant]))
 
 
 def monthly_volume(merchants: History) -> pd.Series:
@@ -119,7 +124,7 @@ def what_if(frame: pd.DataFrame, volume: pd.Series) -> pd.DataFrame:
         "actual": np.nan_to_num(frame["commission_amount"].to_numpy()[rows]),
         "flat": flat(amount),
         "progressive": progressive(amount),
-        "tiered": tiered(amount, per_code[merchant.codes.to_numpy()[rows]]),
+        "tiered": tiered(amount, per_code, merchant.codes.to_numpy()[rows]),
     }
     types = frame["commission_type"].cat
     codes = types.codes.to_numpy()[rows]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.core.timeunits import MINUTE_MS
-from dashboard.store.buffer import to_datetime
+from dashboard.store.buffer import Snapshot, to_datetime
 from dashboard.views.transactions import MISSING
 
 MAX_BARS = 40  # histogram bars at most
@@ -57,30 +57,33 @@ def histogram(frame: pd.DataFrame, max_bars: int = MAX_BARS) -> pd.DataFrame:
     return pd.DataFrame({"low": low, "high": low + width - 1, "customers": bars.astype(np.int64)})
 
 
-def first_seen_ms(first_seen: pd.Series, frame: pd.DataFrame) -> np.ndarray:
-    """Return the first-seen time (epoch ms) of each customer code of `frame`.
+def first_seen_ms(first_seen: pd.Series, snapshot: Snapshot) -> np.ndarray:
+    """Return the first-seen time (epoch ms) of each customer code of `snapshot` (and of its frames).
 
     From `first_seen` (customer_id -> first minute, the rollups'), else the
-    earliest event time of the code in `frame`; -1 when neither knows it.
+    earliest event time of the code among all buffered rows, whatever the
+    filters; -1 when neither knows it.
     """
-    codes, names = _codes(frame, "customer_id")
-    ts = frame["ts_ms"].to_numpy()
-    earliest = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    codes = snapshot.codes["customer_id"]
+    ts = snapshot.numeric["ts_ms"]
+    names = snapshot.categories["customer_id"].values
+    never = np.iinfo(np.int64).max
+    earliest = np.full(len(names), never, dtype=np.int64)
     timed = ts >= 0
     np.minimum.at(earliest, codes[timed], ts[timed])
-    known = first_seen.reindex(pd.Index(names, dtype=object)).to_numpy(dtype=np.float64)
-    has = np.isfinite(known)
-    out = earliest.copy()
-    out[has] = np.minimum(known[has].astype(np.int64) * MINUTE_MS, earliest[has])  # a row may predate the rollups
-    out[out == np.iinfo(np.int64).max] = -1
-    return out
+    if not first_seen.empty:
+        known = first_seen.reindex(pd.Index(names, dtype=object)).to_numpy(dtype=np.float64)
+        has = np.isfinite(known)
+        earliest[has] = np.minimum(known[has].astype(np.int64) * MINUTE_MS, earliest[has])  # a row may predate them
+    earliest[earliest == never] = -1
+    return earliest
 
 
 def distinct_pairs(a: np.ndarray, b: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the distinct (a, b) pairs of non-negative codes (b < kb), sorted by a then b.
 
     Marks a dense table of a x b cells when it is small (no sort: linear),
-    else falls back to np.unique.
+    else sorts the pair keys (see `distinct`).
     """
     if len(a) == 0:
         return a.astype(np.int64), b.astype(np.int64)
@@ -91,8 +94,23 @@ def distinct_pairs(a: np.ndarray, b: np.ndarray, kb: int) -> tuple[np.ndarray, n
         seen[keys] = True
         keys = np.flatnonzero(seen)
     else:
-        keys = np.unique(keys)
+        keys = distinct(keys)
     return keys // kb, keys % kb
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """Return the distinct values, sorted: np.unique's result.
+
+    A sort and one comparison pass: numpy 2.4's np.unique (hash-based) took
+    10-20x longer on 100,000 pair keys, which ruled the Customers page's time.
+    """
+    ordered = np.sort(values)
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _pairs(frame: pd.DataFrame, start_ms: int, end_ms: int, width_ms: int) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -146,7 +164,7 @@ def recent(frame: pd.DataFrame, first_ms: np.ndarray, since_ms: int, now_ms: int
     """Return (active, new): distinct customers with a transaction in (since_ms, now_ms], and those first seen then."""
     codes, _ = _codes(frame, "customer_id")
     ts = frame["ts_ms"].to_numpy()
-    active = np.unique(codes[(ts > since_ms) & (ts <= now_ms) & (codes > 0)])
+    active = distinct(codes[(ts > since_ms) & (ts <= now_ms) & (codes > 0)])
     return len(active), int(np.count_nonzero(first_ms[active] > since_ms))
 
 
@@ -164,9 +182,9 @@ def _mode(groups: np.ndarray, values: np.ndarray, labels: pd.Index, k: int) -> n
     return out
 
 
-def _approval(groups: np.ndarray, status: pd.Series, k: int) -> np.ndarray:
-    """Approved among rows with a status, per group (NaN when none has one)."""
-    codes = status.cat.codes.to_numpy()
+def _approval(groups: np.ndarray, status: pd.Series, k: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """Approved among `rows` with a status, per group (NaN when none has one); `groups` are those rows' groups."""
+    codes = status.cat.codes.to_numpy()[rows]
     categories = list(status.cat.categories)
     with_status = np.bincount(groups[codes > 0], minlength=k)
     approved_code = categories.index("approved") if "approved" in categories else -1
@@ -226,11 +244,17 @@ def top_customers(frame: pd.DataFrame, first_ms: np.ndarray, n: int = 10) -> pd.
     candidates = np.flatnonzero(counts >= cutoff)  # the top n and their ties: few
     order = sorted(candidates.tolist(), key=lambda i: (-counts[i], str(names[present[i]])))[:n]
     chosen = present[order]
-    k = len(names)
-    amount = frame["amount"].to_numpy()
+    # Every figure below is of the chosen customers' rows only: group g is chosen[g].
+    slot = np.full(len(names), -1, dtype=np.int64)
+    slot[chosen] = np.arange(len(chosen))
+    group = slot[customer]
+    rows = np.flatnonzero(group >= 0)
+    group = group[rows]
+    k = len(chosen)
+    amount = frame["amount"].to_numpy()[rows]
     finite = np.isfinite(amount)
-    total = np.bincount(customer[finite], weights=amount[finite], minlength=k)
-    priced = np.bincount(customer[finite], minlength=k)
+    total = np.bincount(group[finite], weights=amount[finite], minlength=k)
+    priced = np.bincount(group[finite], minlength=k)
     types, type_labels = _codes(frame, "customer_type")
     methods, method_labels = _codes(frame, "payment_method")
     seen = first_ms[chosen].astype(np.int64)
@@ -240,11 +264,11 @@ def top_customers(frame: pd.DataFrame, first_ms: np.ndarray, n: int = 10) -> pd.
             {
                 "customer_id": [str(names[i]) for i in chosen],
                 "transactions": counts[order].astype(np.int64),
-                "total_amount": total[chosen],
-                "average_amount": np.where(priced[chosen] > 0, total[chosen] / priced[chosen], np.nan),
-                "approval_rate": _approval(customer, frame["status"], k)[chosen],
-                "customer_type": _mode(customer, types, type_labels, k)[chosen],
-                "preferred_method": _mode(customer, methods, method_labels, k)[chosen],
+                "total_amount": total,
+                "average_amount": np.where(priced > 0, total / np.maximum(priced, 1), np.nan),
+                "approval_rate": _approval(group, frame["status"], k, rows),
+                "customer_type": _mode(group, types[rows], type_labels, k),
+                "preferred_method": _mode(group, methods[rows], method_labels, k),
                 "first_seen": first.where(seen >= 0),
             }
         )

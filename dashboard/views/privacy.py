@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dashboard.store.buffer import RingBuffer, Snapshot
+from dashboard.store.buffer import Categories, RingBuffer, Snapshot
 from dashboard.store.rollups import RollupSnapshot
 from dashboard.views import history
 
@@ -140,11 +140,12 @@ class Labels:
         self._labels: list[str] = []
         self._index: dict[str, int] = {}
         self._remap: list[int] = []
+        self._categories = Categories(())
 
-    def of(self, values: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    def of(self, values: tuple[str, ...]) -> tuple[Categories, np.ndarray]:
         """Return (distinct pseudonyms, index of each value's pseudonym)."""
         done = len(self._values)
-        if values[:done] != self._values:  # another dictionary: start again
+        if values is not self._values and values[:done] != self._values:  # another dictionary: start again
             self._reset()
             done = 0
         for value in values[done:]:
@@ -155,7 +156,9 @@ class Labels:
                 self._labels.append(label)
             self._remap.append(at)
         self._values = values
-        return tuple(self._labels), np.asarray(self._remap, dtype=np.int32)
+        if len(self._categories.values) != len(self._labels):
+            self._categories = Categories(tuple(self._labels))
+        return self._categories, np.asarray(self._remap, dtype=np.int32)
 
 
 def mask_snapshot(
@@ -181,7 +184,7 @@ def mask_snapshot(
         snapshot,
         numeric=numeric,
         codes={**snapshot.codes, "customer_id": masked_codes},
-        dictionaries={**snapshot.dictionaries, "customer_id": names},
+        categories={**snapshot.categories, "customer_id": names},
         raw=raw,
     )
 

@@ -353,3 +353,36 @@ def test_bytes_per_row_at_full_capacity() -> None:
     snap = buf.snapshot()
     assert len(snap) == capacity
     assert time.perf_counter() - started < 2.0  # a snapshot is a handful of array copies
+
+
+def test_snapshots_share_categories_until_a_dictionary_changes() -> None:
+    capacity = 100
+    buf = RingBuffer(capacity)
+    buf.append(distinct_batch(range(10)))
+    first = buf.snapshot()
+    buf.append(_known_strings(first, 10))  # a new row, but nothing new to encode
+    second = buf.snapshot()
+    assert second.version != first.version
+    assert all(second.categories[name] is first.categories[name] for name in CATEGORICAL)
+    dtype = second.categories["customer_id"].dtype()
+    assert isinstance(dtype, pd.CategoricalDtype) and second.categories["customer_id"].dtype() is dtype
+    assert list(dtype.categories) == list(second.dictionaries["customer_id"])
+    buf.append(distinct_batch(range(11, 12)))  # new strings in every column
+    third = buf.snapshot()
+    assert all(third.categories[name] is not second.categories[name] for name in CATEGORICAL)
+    # Compaction renumbers: the categories are new and frames still name each row's own strings.
+    buf.append(distinct_batch(range(100, 100 + 2 * capacity + COMPACT_SLACK)))
+    assert buf.compactions > 0
+    compacted = buf.snapshot()
+    assert compacted.categories["customer_id"] is not third.categories["customer_id"]
+    frame = compacted.frame(["customer_id", "offset"])
+    assert frame["customer_id"].tolist() == [f"customer_id-{i}" for i in frame["offset"]]
+
+
+def _known_strings(snap: Snapshot, offset: int) -> Batch:
+    """A one-row batch at `offset` whose strings are the last row's of `snap` (nothing new to encode)."""
+    base = batch_of([offset])
+    strings: dict[str, list[str | None]] = {
+        name: [snap.dictionaries[name][int(snap.codes[name][-1])]] for name in CATEGORICAL
+    }
+    return Batch(base.numeric, strings, base.ids, base.raw)

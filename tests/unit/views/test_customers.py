@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from dashboard.store.rollups import Rollups
 from dashboard.views import customers
@@ -36,7 +39,8 @@ def selected(filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def first_seen(frame: pd.DataFrame) -> np.ndarray:
-    return customers.first_seen_ms(FIRST_SEEN, frame)
+    """First-seen times per customer code of `frame` (a frame of SNAPSHOT, so its codes are the snapshot's)."""
+    return customers.first_seen_ms(FIRST_SEEN, SNAPSHOT)
 
 
 def with_id(ref: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +80,7 @@ def test_histogram_bins_wide_counts() -> None:
 
 
 def test_first_seen_is_the_earliest_event_time_known() -> None:
-    frame, ref = selected(Filters())
+    frame, _ = selected(Filters())
     got = first_seen(frame)
     names = frame["customer_id"].cat.categories
     timed = SEEN[(SEEN["ts_ms"] >= 0) & (SEEN["customer_id"] != "")]
@@ -85,10 +89,10 @@ def test_first_seen_is_the_earliest_event_time_known() -> None:
         name = names[code]
         if name in rolled.index:
             assert got[code] == rolled[name], name
-    # Without a first-seen series (the Rollups' is empty): the earliest row in the frame.
+    # Without a first-seen series (the Rollups' is empty): the earliest buffered row, whatever the filters.
     assert Rollups(clock=lambda: NOW / 1000).snapshot().first_seen.empty
-    alone = customers.first_seen_ms(pd.Series(dtype=np.int64), frame)
-    earliest = with_id(ref[ref["ts_ms"] >= 0]).groupby("customer_id")["ts_ms"].min()
+    alone = customers.first_seen_ms(pd.Series(dtype=np.int64), SNAPSHOT)
+    earliest = with_id(REF[REF["ts_ms"] >= 0]).groupby("customer_id")["ts_ms"].min()
     assert {names[c]: alone[c] for c in range(1, len(names)) if alone[c] >= 0} == earliest.to_dict()
 
 
@@ -210,3 +214,20 @@ def test_top_customers_with_int16_codes_whose_products_overflow_int16() -> None:
     assert got["customer_id"].tolist() == [ids[-1], ids[0]]
     assert got["customer_type"].tolist()[0] in ("CIP", "business", "individual")
     assert got["transactions"].tolist() == [2, 1]
+
+
+@given(hnp.arrays(np.int64, st.integers(0, 300), elements=st.integers(-(2**62), 2**62)))
+def test_distinct_is_numpys_unique(values: np.ndarray) -> None:
+    assert np.array_equal(customers.distinct(values), np.unique(values))
+
+
+@pytest.mark.parametrize("kb", [7, customers.DENSE_CELLS])  # the dense table, then the sort
+@given(data=st.data())
+def test_distinct_pairs_are_the_set_of_pairs_in_order(kb: int, data: st.DataObject) -> None:
+    n = data.draw(st.integers(0, 200))
+    a = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 50)))
+    b = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 6)))
+    left, right = customers.distinct_pairs(a, b, kb)
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == sorted(
+        set(zip(a.tolist(), b.tolist(), strict=True))
+    )

@@ -148,8 +148,10 @@ def test_labels_grow_with_the_dictionary_and_merge_collisions() -> None:
     names, remap = labels.of(values[:20])
     grown, regrown = labels.of(values)
     fresh_names, fresh_remap = privacy.Labels(KEY).of(values)
-    assert grown == fresh_names and (regrown == fresh_remap).all() and grown[:20] == names
-    assert labels.of(("", "cust_9"))[0] == ("", privacy.pseudonym("cust_9", KEY))  # another dictionary
+    assert grown.values == fresh_names.values and (regrown == fresh_remap).all()
+    assert grown.values[:20] == names.values
+    assert labels.of(values)[0] is grown  # unchanged: the same categories (their dtype is built once)
+    assert labels.of(("", "cust_9"))[0].values == ("", privacy.pseudonym("cust_9", KEY))  # another dictionary
     # A real collision (30 bits: one turns up within some 10^5 ids): both ids share one label.
     seen: dict[str, str] = {}
     for n in range(1_000_000):
@@ -157,7 +159,7 @@ def test_labels_grow_with_the_dictionary_and_merge_collisions() -> None:
         if other != f"cust_{n}":
             break
     names, remap = privacy.Labels(KEY).of(("", other, "cust_x", f"cust_{n}"))
-    assert len(names) == 3 and remap.tolist() == [0, 1, 2, 1]
+    assert len(names.values) == 3 and remap.tolist() == [0, 1, 2, 1]
 
 
 def test_first_seen_and_alerts_are_keyed_by_pseudonyms() -> None:
