@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.ui import auth, shell, widgets
+from dashboard.ui import source as live
 from dashboard.views import health
 
 PER_ROW = 3
@@ -28,6 +29,9 @@ def panel() -> None:
         for col, figure in zip(st.columns(PER_ROW), figures[start : start + PER_ROW], strict=False):
             with col:
                 widgets.metric(figure.label, figure.value, figure.level, help=figure.note or None)
+
+    if (history_feed := live.history_status(ctx.source)) is not None:
+        st.caption("History feed: " + history_feed)
 
     invalid = health.invalid_by_code(report)
     if invalid:

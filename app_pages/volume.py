@@ -90,6 +90,8 @@ def body(sel: shell.Selection) -> None:
     st.caption(
         history.describe(snap, ctx.settings.rollup_days) + " Local times are Tehran's (UTC+03:30, no daylight saving)."
     )
+    if (feed := live.history_status(ctx.source)) is not None:
+        st.caption("History feed: " + feed)
     if (note := history.caption(past, "the history charts when merchants are selected")) is not None:
         st.caption(note)
 

@@ -7,8 +7,10 @@ from the beginning, with a throwaway group id and no commits, so it
 disturbs nobody and every restart of the dashboard reads the full history
 again (the topic is compacted: ROLLUP_DAYS of minutes, not every update).
 Partitions are re-listed every `metadata_interval`; a missing topic or an
-unreachable broker is retried. Never calls `st.*`: pages read
-`rollups.snapshot()`.
+unreachable broker is retried. At the same pace the topic's id is compared
+with the last one seen: a topic deleted and created again (Pulse's flush
+mode) clears the history and reads the new topic from its beginning, and
+`status()` says so. Never calls `st.*`: pages read `rollups.snapshot()`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from dashboard.core.settings import Settings
 from dashboard.feed.viewer import DaemonLoop, viewer_config
+from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import DOWN_CODES
 from dashboard.store.rollups import Rollups
 
@@ -35,7 +38,9 @@ class RollupFeed(DaemonLoop):
     """Reads the rollups topic into `rollups` on a daemon thread; see the module docstring.
 
     `caught_up` turns True once a poll after the assignment found nothing
-    more to read (the history is loaded); `records` counts values read.
+    more to read (the history is loaded); `records` counts values read since
+    the last (re)start of the topic; `rebuilds` counts recreations noticed,
+    the latest at `rebuilt_at` (epoch seconds of `clock`).
     """
 
     thread_name = "darooghe-rollups"
@@ -52,6 +57,9 @@ class RollupFeed(DaemonLoop):
         super().__init__()
         self.settings = settings
         self.rollups = rollups if rollups is not None else Rollups(settings.rollup_days, clock)
+        self.clock = clock
+        self.rebuilds = 0
+        self.rebuilt_at: float | None = None
         self.metadata_interval = metadata_interval
         self.retry_interval = retry_interval
         self.records = 0
@@ -66,11 +74,14 @@ class RollupFeed(DaemonLoop):
     def _run(self) -> None:
         topic = self.settings.rollups_topic
         consumer = Consumer(viewer_config(self.settings, "rollups", self._on_error))
+        identity = TopicIdentity(admin_client(self.settings, error_cb=self._on_error), topic)
         assigned: set[int] = set()
         try:
             next_meta = 0.0
             while not self._stop.is_set():
                 if time.monotonic() >= next_meta:
+                    if (change := identity.check(QUERY_TIMEOUT)) is not None:
+                        self._restart(consumer, assigned, *change)
                     found = self._assign(consumer, topic, assigned)
                     next_meta = time.monotonic() + (self.metadata_interval if found else self.retry_interval)
                 messages = consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
@@ -92,6 +103,31 @@ class RollupFeed(DaemonLoop):
             logger.exception("rollups feed crashed; the history charts stop updating")
         finally:
             consumer.close()
+
+    def _restart(self, consumer: Consumer, assigned: set[int], old: str, new: str) -> None:
+        """The topic was recreated: forget its history and read the new one from the beginning (next `_assign`)."""
+        consumer.unassign()
+        assigned.clear()
+        self.rollups.clear()
+        self.records = 0
+        self.caught_up = False
+        self.rebuilds += 1
+        self.rebuilt_at = self.clock()
+        logger.warning(
+            "%s was recreated (topic id %s, was %s): history cleared, reading the new topic from its beginning",
+            self.settings.rollups_topic,
+            new,
+            old,
+        )
+
+    def status(self) -> str:
+        """One line on the history feed for the pages: loading or loaded, and the latest rebuild."""
+        topic = self.settings.rollups_topic
+        line = f"{topic}: {self.records:,} records read" + ("" if self.caught_up else ", loading")
+        if self.rebuilt_at is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.rebuilt_at))
+            line += f"; rebuilt from the recreated topic at {when}"
+        return line + "."
 
     def _assign(self, consumer: Consumer, topic: str, assigned: set[int]) -> bool:
         """Assign partitions not assigned yet, from their beginning; False when the topic is missing."""

@@ -7,7 +7,10 @@ buffer (backfill), then tails the topic. It disturbs nobody: partitions are
 `assign()`ed, the group id is a throwaway one that librdkafka requires, and
 no offset is ever committed. A missing topic or an unreachable broker is a
 state shown in `health()`, never a crash; the feed fills in by itself once
-they appear. It never calls `st.*`: pages read `buffer.snapshot()` and `health()`.
+they appear. A topic deleted and created again (Pulse's flush mode; noticed
+by its topic id, at the pace of the metadata look) clears the buffer and
+backfills from the new topic, and the Health page's last event says so. It
+never calls `st.*`: pages read `buffer.snapshot()` and `health()`.
 While it catches up a backlog it decodes in slices of SLICE messages and,
 before each, waits (at most MAX_YIELD s) for the page runs under way to finish
 (`store.priority.page_runs`), so a page renders about as fast during catch-up
@@ -27,6 +30,7 @@ from dashboard.core.settings import Settings
 from dashboard.feed.probe import PipelineProbe
 from dashboard.feed.status import FeedStatus, Health, Pipeline
 from dashboard.feed.viewer import viewer_config, viewer_group
+from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
 from dashboard.kafka.config import client_config_error
 from dashboard.kafka.offsets import backfill_starts
@@ -81,6 +85,7 @@ class Feed:
         self._start_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._waiting = False  # consumer thread only: "waiting for topic" was logged
+        self._identity: TopicIdentity | None = None  # consumer thread only: the topic's id, as last seen
 
     def start(self) -> None:
         """Start the consumer and probe threads; a second call does nothing. A stopped feed cannot restart."""
@@ -131,6 +136,9 @@ class Feed:
         # nothing here (the stable offset is the high watermark); it keeps a
         # transactional producer's aborted events from ever showing.
         consumer = Consumer(viewer_config(self.settings, "transactions", self._on_error, self.group_id))
+        # Its errors are the consumer's too: error_cb would report an outage twice.
+        admin = admin_client(self.settings, error_cb=lambda err: logger.debug("feed admin: %s", err.str()))
+        self._identity = TopicIdentity(admin, self.settings.transactions_topic)
         try:
             next_meta = next_lag = 0.0
             while not self._stop.is_set():
@@ -190,6 +198,10 @@ class Feed:
             self._waiting = True
             return False
         self._waiting = False
+        change = self._identity.check(QUERY_TIMEOUT) if self._identity is not None else None
+        if change is not None:
+            self._restart(consumer, *change)
+            known = {}
         current = set(meta.partitions)
         new = sorted(current - set(known))
         gone = sorted(set(known) - current)
@@ -218,6 +230,16 @@ class Feed:
             kept = {p: pos for p, pos in known.items() if p in current}
             self._status.assigned(kept | starts, {p: high for p, (_, high) in marks.items()})
         return True
+
+    def _restart(self, consumer: Consumer, old: str, new: str) -> None:
+        """The topic was recreated: drop the buffered rows and read the new topic as on first sight."""
+        topic = self.settings.transactions_topic
+        consumer.unassign()
+        self._status.assigned({}, {})
+        self.buffer.clear()
+        text = f"{topic} was recreated (topic id {new}, was {old}): buffer cleared, reading the new topic"
+        logger.warning("%s", text)
+        self._status.error(text, self.clock())
 
     @staticmethod
     def _watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:

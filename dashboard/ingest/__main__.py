@@ -13,8 +13,8 @@ from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.core.settings import SettingsError
 from dashboard.ingest.metrics import WorkerMetrics, serve
 from dashboard.ingest.processes import PROCESS_INDEX_ENV, run_processes
-from dashboard.ingest.worker import IngestWorker, WorkerError, worker_topics
-from dashboard.kafka.admin import ensure_topics
+from dashboard.ingest.worker import IngestWorker, WorkerError
+from dashboard.kafka.admin import ensure_topics, pipeline_topics
 from dashboard.kafka.config import preflight
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes > 1:
         # Create the topics once, here: a cluster that cannot hold them is one line, not one per child.
         try:
-            ensure_topics(settings, worker_topics(settings), timeout=10)
+            ensure_topics(settings, pipeline_topics(settings), timeout=10)
         except SettingsError as exc:
             log.error("ingest: %s", exc)
             return 2

@@ -31,6 +31,13 @@ Consumers in group `darooghe-ingest` split the partitions, so workers scale
 out; each holds its own transactional id. A stable --transactional-id is also
 the consumer's `group.instance.id` (static membership), so a restarted worker
 takes its partitions back at once instead of after the session timeout.
+
+A transactions topic deleted and created again under a running worker (Pulse's
+flush mode) shows as a partition's offsets going back: the open transaction
+(old input mixed with new) is aborted, every open aggregate run and all fraud
+state is dropped, and the partitions are re-read from their committed offsets
+(Kafka dropped them with the old topic: from the beginning), so nothing of the
+old stream is counted into the new topic's aggregates.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -50,7 +57,7 @@ from dashboard.core.settings import Settings
 from dashboard.core.tally import Tally
 from dashboard.ingest.replay import PartitionDetectors
 from dashboard.ingest.transform import transform
-from dashboard.kafka.admin import ensure_topics
+from dashboard.kafka.admin import ensure_topics, pipeline_topics
 from dashboard.kafka.broker_state import BrokerState
 from dashboard.store.aggregate import MinuteAggregator
 
@@ -108,11 +115,6 @@ class Stats(Counts):
         if self.first_batch_at is None or self.last_commit_at is None or self.last_commit_at <= self.first_batch_at:
             return 0.0
         return self.messages / (self.last_commit_at - self.first_batch_at)
-
-
-def worker_topics(settings: Settings) -> list[str]:
-    """The topics a worker reads and writes (created at its start if missing)."""
-    return [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
 
 
 def transactional_id(settings: Settings, given: str | None) -> str:
@@ -192,6 +194,7 @@ class IngestWorker:
         self.detect_fraud = detect_fraud
         self.detectors = PartitionDetectors(settings)
         self.rollup = MinuteAggregator()  # per-minute aggregates of the open transaction's partitions
+        self._next: dict[int, int] = {}  # partition -> offset after the last one handled (since our last seek)
         self.metrics: WorkerMetrics | None = None  # set by the entry point when METRICS_PORT is on
 
     # -- wiring ---------------------------------------------------------------
@@ -231,6 +234,7 @@ class IngestWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
+        self._forget_positions(p.partition for p in partitions)
         if partitions and self.detect_fraud and not self._closing:
             # The rebuild runs here, before any message of these partitions is handled; its
             # deadline (PartitionDetectors.deadline) stays well under max.poll.interval.ms.
@@ -246,6 +250,7 @@ class IngestWorker:
             self._finish(consumer, self._producer_ref, rewind=False, seconds=REVOKE_RETRY_SECONDS)
         self.detectors.drop(p.partition for p in partitions)
         self.rollup.drop(p.partition for p in partitions)
+        self._forget_positions(p.partition for p in partitions)
         logger.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -264,6 +269,7 @@ class IngestWorker:
                 self._rewind(consumer, kept)
         self.detectors.drop(lost)
         self.rollup.drop(lost)
+        self._forget_positions(lost)
 
     def _wait_for_broker(self, action: Callable[[], object], what: str) -> bool:
         """Retry `action` until it succeeds or the worker is stopped; False when stopped."""
@@ -288,7 +294,7 @@ class IngestWorker:
         Raises `WorkerError` (after aborting the open transaction) when it cannot go on.
         """
         s = self.settings
-        topics = worker_topics(s)
+        topics = pipeline_topics(s)  # the topics a worker reads and writes, created if missing
         try:
             if not self._wait_for_broker(lambda: ensure_topics(s, topics, timeout=10), "creating topics"):
                 return self.stats
@@ -339,7 +345,10 @@ class IngestWorker:
                     if self._open is None:
                         producer.begin_transaction()
                         self._open = _OpenTxn(started=now)
-                    self._process(producer, msgs, self._open)
+                    recreated = self._process(producer, msgs, self._open)
+                    if recreated is not None:
+                        self._restart_recreated(consumer, producer, *recreated)
+                        continue
                 txn = self._open
                 if txn is not None and (
                     not msgs or txn.messages >= TXN_MAX_MESSAGES or now - txn.started >= TXN_MAX_SECONDS
@@ -374,8 +383,11 @@ class IngestWorker:
             self.stats.by_code,
         )
 
-    def _process(self, producer: Producer, msgs: list[Message], txn: _OpenTxn) -> None:
+    def _process(self, producer: Producer, msgs: list[Message], txn: _OpenTxn) -> tuple[int, int, int] | None:
         """Judge `msgs`, run the fraud detectors, produce records into the open transaction.
+
+        Returns None, or (partition, offset, expected) and handles nothing
+        further when a partition's offset went back (see the module docstring).
 
         The hot loop: `transform` takes a valid message through the fast path
         and its partition's detector and returns None; only invalid messages
@@ -389,6 +401,7 @@ class IngestWorker:
         fraud = self.detect_fraud
         produce = self._produce
         rollup = self.rollup
+        nexts = self._next
         n = 0
         for msg in msgs:
             err = msg.error()
@@ -398,6 +411,9 @@ class IngestWorker:
                 continue
             # A message without error has a partition and an offset.
             partition, offset = cast(int, msg.partition()), cast(int, msg.offset())
+            if offset < nexts.get(partition, 0):
+                txn.messages += n
+                return partition, offset, nexts[partition]
             n += 1
             ts_type, ts = msg.timestamp()
             if ts_type == 0:  # TIMESTAMP_NOT_AVAILABLE: fall back to our clock
@@ -416,7 +432,9 @@ class IngestWorker:
                     produce(producer, fraud_topic, value, key)
                 txn.alerts += len(out.alerts)
             last[partition] = offset
+            nexts[partition] = offset + 1
         txn.messages += n
+        return None
 
     @staticmethod
     def _produce(producer: Producer, topic: str, value: bytes, key: bytes | None) -> None:
@@ -535,8 +553,32 @@ class IngestWorker:
                 _describe(exc),
             )
 
+    def _forget_positions(self, partitions: Iterable[int]) -> None:
+        """Forget where `partitions` were read up to (after a seek, an assignment or a revoke)."""
+        for p in partitions:
+            self._next.pop(p, None)
+
+    def _restart_recreated(
+        self, consumer: Consumer, producer: Producer, partition: int, offset: int, expected: int
+    ) -> None:
+        """The transactions topic was recreated: abort, drop every open run and fraud state, re-read from committed."""
+        logger.warning(
+            "%s [%d] went back to offset %d after %d: the topic was recreated; aborting the open transaction"
+            " and re-reading every partition from its committed offset with fresh aggregates and fraud state",
+            self.settings.transactions_topic,
+            partition,
+            offset,
+            expected - 1,
+        )
+        self._abort_open(producer)
+        self.rollup.reset()
+        partitions = [tp.partition for tp in consumer.assignment()]
+        self.detectors.drop(partitions)
+        self._rewind(consumer, partitions)
+
     def _rewind(self, consumer: Consumer, partitions: list[int]) -> None:
         """Seek `partitions` back to their committed offsets and rebuild their fraud state up to there."""
+        self._forget_positions(partitions)
         topic = self.settings.transactions_topic
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
         if self.detect_fraud:

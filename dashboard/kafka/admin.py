@@ -1,4 +1,4 @@
-"""Topic administration: create missing topics, delete topics, count messages.
+"""Topic administration: create missing topics, delete topics, count messages, flush the pipeline, topic ids.
 
 A transient broker error (a leader moving right after a topic was created, a
 coordinator still loading, a timeout) never fails these helpers: they retry
@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from dashboard.core.settings import Settings, SettingsError
@@ -116,9 +116,9 @@ def retrying(
             backoff = min(backoff * 2, 1.0)
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    """Return an AdminClient for the configured cluster."""
-    return AdminClient(settings.kafka_config())
+def admin_client(settings: Settings, **extra: Any) -> AdminClient:
+    """Return an AdminClient for the configured cluster (`extra`: more client settings, e.g. error_cb)."""
+    return AdminClient(settings.kafka_config(**extra))
 
 
 def rollups_topic_config(settings: Settings) -> dict[str, str]:
@@ -268,3 +268,110 @@ def _watermarks(consumer: Consumer, topic: str, timeout: float) -> dict[int, tup
 def message_count(settings: Settings, topic: str, timeout: float = 10.0) -> int:
     """Return high minus low watermark summed over partitions (transaction markers included)."""
     return sum(high - low for low, high in watermarks(settings, topic, timeout).values())
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    """The stream and every topic derived from it: transactions, error logs, fraud alerts, rollups.
+
+    The ingest workers read the first and write the others (and create them
+    all at start); Pulse's flush mode empties them all (`flush_pipeline`).
+    """
+    return [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
+
+
+def flush_pipeline(settings: Settings, timeout: float = 30.0) -> str:
+    """Delete the transactions topic and everything derived from it, recreate them empty; return one line saying so.
+
+    The derived topics go too (rollups, error logs, fraud alerts): they
+    describe messages that no longer exist, and the ingest workers derive them
+    again from the new stream, so keeping them would count the old history on
+    top of the new. The transactions topic goes first, so no new input
+    reaches a running worker meanwhile. Kafka drops the ingest group's
+    committed offsets with the deleted topic; offsets a running worker
+    committed in the moment between (stale on the new topic) are reset to
+    its beginning when the group is empty, else named in a warning.
+    """
+    topics = pipeline_topics(settings)
+    present = admin_client(settings).list_topics(timeout=timeout).topics
+    counts = {t: message_count(settings, t, timeout) if t in present else 0 for t in topics}
+    delete_topics(settings, topics[:1], timeout)
+    delete_topics(settings, topics[1:], timeout)
+    ensure_topics(settings, topics, timeout=timeout)
+    stale = _reset_stale_offsets(settings, timeout)
+    held = ", ".join(f"{t} ({counts[t]:,} messages)" for t in topics)  # markers counted too
+    line = f"flush: deleted and recreated empty {held}"
+    if stale is None:
+        line += f"; group {settings.ingest_group} has no committed offsets on the new topic"
+    else:
+        line += f"; {stale}"
+    return line
+
+
+def _reset_stale_offsets(settings: Settings, timeout: float) -> str | None:
+    """Reset the ingest group's offsets on the (new, empty) transactions topic to 0; None when it had none.
+
+    Returns what was done, as a clause of the flush's log line. A group with
+    members refuses an outsider's commit: then its running worker keeps its
+    own positions (it notices the new topic by offsets going back).
+    """
+    topic = settings.transactions_topic
+    consumer = Consumer(settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False))
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        parts = [TopicPartition(topic, p) for p in sorted(meta.partitions)] if meta is not None else []
+        committed = [tp for tp in consumer.committed(parts, timeout=timeout) if tp.offset > 0] if parts else []
+        if not committed:
+            return None
+        try:
+            consumer.commit(offsets=[TopicPartition(topic, tp.partition, 0) for tp in committed], asynchronous=False)
+        except KafkaException as exc:
+            logger.warning(
+                "group %s committed offsets on the recreated %s while the flush ran and could not be reset (%s);"
+                " restart its workers if they skip the new history",
+                settings.ingest_group,
+                topic,
+                exc.args[0].str(),
+            )
+            return f"stale offsets of group {settings.ingest_group} NOT reset (see the warning)"
+        return f"reset {len(committed)} stale committed offsets of group {settings.ingest_group} to 0"
+    finally:
+        consumer.close()
+
+
+def topic_id(admin: AdminClient, topic: str, timeout: float = 2.0) -> str | None:
+    """Return the topic's id (it changes when the topic is deleted and created again), None when it does not exist.
+
+    Raises KafkaException when the broker does not answer.
+    """
+    try:
+        return str(
+            admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic].result(timeout).topic_id
+        )
+    except KafkaException as exc:
+        if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return None
+        raise
+
+
+class TopicIdentity:
+    """Watches one topic's id, so a reader notices the topic deleted and created again (same name, new id).
+
+    `check()` returns (old id, new id) when the id changed since the last
+    check that saw the topic, else None (also while the topic is missing or
+    the broker does not answer: nothing is concluded then).
+    """
+
+    def __init__(self, admin: AdminClient, topic: str) -> None:
+        self.admin, self.topic = admin, topic
+        self.current: str | None = None
+
+    def check(self, timeout: float = 2.0) -> tuple[str, str] | None:
+        """Return (old id, new id) when the topic was recreated since the last look, else None."""
+        try:
+            now = topic_id(self.admin, self.topic, timeout)
+        except KafkaException:
+            return None
+        if now is None:
+            return None
+        old, self.current = self.current, now
+        return (old, now) if old is not None and old != now else None

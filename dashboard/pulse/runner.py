@@ -1,7 +1,9 @@
 """The generator's run: prepare the topic, backfill history, then stream live until stopped.
 
 EVENT_INIT_MODE decides the history: `flush` deletes and recreates the topic
-and writes it, `append` writes it after whatever is there, `skip` writes it
+and every topic derived from it (error logs, fraud alerts, rollups: a fresh
+start of the whole pipeline, `dashboard.kafka.admin.flush_pipeline`) and
+writes it, `append` writes it after whatever is there, `skip` writes it
 only when the topic is empty. `--no-history` leaves the topic untouched (no
 delete even in flush mode) and streams live only.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dashboard.core.settings import Settings
-from dashboard.kafka.admin import delete_topics, ensure_topics, message_count
+from dashboard.kafka.admin import ensure_topics, flush_pipeline, message_count
 from dashboard.pulse.events import EventFactory, Streams, history, make_factory
 from dashboard.pulse.inject_fraud import FraudInjector
 from dashboard.pulse.model import Population
@@ -85,7 +87,7 @@ def prepare_topic(settings: Settings) -> bool:
     """Apply EVENT_INIT_MODE to the topic; return True when history should be written."""
     topic = settings.transactions_topic
     if settings.event_init_mode == "flush":
-        delete_topics(settings, [topic])
+        logger.info("%s", flush_pipeline(settings))
     ensure_topics(settings, [topic])
     if settings.event_init_mode == "skip":
         present = message_count(settings, topic)

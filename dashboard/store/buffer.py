@@ -300,6 +300,17 @@ class RingBuffer:
             self._keep_raw(first, batch.raw)
             self._compact()
 
+    def clear(self) -> None:
+        """Drop every row, payload and string (the topic was recreated); `total_appended` keeps counting."""
+        with self._lock:
+            self._dicts = {name: Dictionary(MAX_STRING_CHARS) for name in CATEGORICAL}
+            self._codes = {name: np.zeros(self.capacity, dtype=np.int32) for name in CATEGORICAL}
+            self._raw.clear()
+            self._raw_bytes = 0
+            self._start = self._size = 0
+            self._version += 1
+            self._snapshot = None
+
     def _keep_raw(self, first: int, raw: Sequence[bytes | None]) -> None:
         """Keep the latest payloads within RAW_KEEP and RAW_KEEP_BYTES; caller holds the lock."""
         kept = self._raw

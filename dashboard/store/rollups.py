@@ -234,6 +234,19 @@ class Rollups:
             if changed:
                 self._version += 1
 
+    def clear(self) -> None:
+        """Forget every record (the topic was recreated: its history starts again); `version` still grows."""
+        with self._lock:
+            self._parts.clear()
+            self._dirty.clear()
+            self._cube = HourBlocks(CELL_BITS, 1)
+            self._merchants = HourBlocks((MERCHANT_BITS, *MERCHANT_CELL_BITS), MERCHANT_MINUTES)
+            self._merchant_ids = Dictionary()
+            self._count = self._records = self._skipped = 0
+            self.invalid = 0
+            self._version += 1
+            self._cached = None
+
     def _part(self, rec: RollupRecord) -> _Part:
         counts = np.frombuffer(rec.counts, "<u4").astype(np.int64)
         return _Part(

@@ -97,6 +97,12 @@ def source(settings: Settings) -> Source:
     return _feed(settings)
 
 
+def history_status(source: Source) -> str | None:
+    """One line on the source's history feed (loading, loaded, rebuilt after a recreated topic); None without one."""
+    feed = getattr(source, "history", None)
+    return None if feed is None else str(feed.status())
+
+
 _running: list[Any] = []  # feeds started and not yet released
 
 
