@@ -27,13 +27,14 @@ every figure is the median over --repeats rounds, and every ratio the median of
 the per-round ratios (b/a uses the ceiling variant's run of the same round).
 Prints the tables and, with --write, replaces the ingest section of BENCHMARKS.md.
 
-    python bench/ingest.py --baseline DIR [--events 300000] [--repeats 5] [--write]
+    python bench/ingest.py --baseline DIR [--this DIR2] [--events 300000] [--repeats 5] [--write]
 
-compares this checkout's worker (b) with the worker of another checkout DIR (say
-a `git worktree` of main before a change) on the same pre-produced topic: each
-in a fresh subprocess, fraud detectors on, alternating which goes first, same
-statistic as (b). On a shared machine wall-clock rates swing by 2x, so it also
-times the worker's per-message loop alone (`IngestWorker._process` over the
+compares this checkout's worker (b) (or that of checkout DIR2) with the worker
+of another checkout DIR (say a `git worktree` of main before a change) on the
+same pre-produced topic: each in a fresh subprocess, fraud detectors on,
+alternating which goes first, same statistic as (b). On a shared machine
+wall-clock rates swing by 2x, so it also counts messages per CPU second of the
+worker's whole process (all threads) and times the worker's per-message loop alone (`IngestWorker._process` over the
 topic's messages, read once, with a producer that drops records: all that
 per-message isolation touches) in CPU seconds, best of 3, in the same
 alternating pairs. Reports each pair, the medians of the paired ratios
@@ -282,9 +283,12 @@ logging.basicConfig(level=logging.WARNING)
 topic = sys.argv[2]
 s = replace(Settings.from_env(), transactions_topic=topic, error_topic=topic + ".errors",
             fraud_topic=topic + ".fraud", ingest_group="bench-" + uuid.uuid4().hex[:8])
+import time
+cpu = time.process_time()
 stats = IngestWorker(s, until_idle=2.0).run()
+cpu = time.process_time() - cpu  # every thread of the worker's process: Python and librdkafka's
 delete_topics(s, [s.error_topic, s.fraud_topic])
-print(json.dumps({"rate": stats.rate(), "messages": stats.messages}))
+print(json.dumps({"rate": stats.rate(), "messages": stats.messages, "cpu_rate": stats.messages / cpu}))
 """
 
 
@@ -352,19 +356,21 @@ def hot_loop_in(root: Path, path: Path) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
 
 
-def worker_in(root: Path, topic: str, total: int) -> float:
-    """(b) of the checkout at `root`, in a fresh subprocess: messages/s, first batch to last commit."""
+def worker_in(root: Path, topic: str, total: int) -> tuple[float, float]:
+    """(b) of the checkout at `root`, in a fresh subprocess: (messages/s, first batch to last commit;
+    messages per CPU second of the worker's whole process, all threads, start-up and idle wait included)."""
     out = subprocess.run(
         [sys.executable, "-c", _WORKER_RUN, str(root), topic], cwd=root, capture_output=True, text=True, check=True
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["messages"] == total, (result, total)
-    return float(result["rate"])
+    return float(result["rate"]), float(result["cpu_rate"])
 
 
 def baseline(args: argparse.Namespace, settings: Settings) -> int:
     """Paired runs of this checkout's worker and the one at --baseline on the same topics; see the docstring."""
     base = Path(args.baseline).resolve()
+    this = Path(args.this).resolve()
     rows = []
     for rate in [float(r) for r in args.rates.split(",")]:
         topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
@@ -375,19 +381,30 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
         dump_messages(settings, topic, total, dump)
         ours: list[float] = []
         theirs: list[float] = []
+        ours_worker_cpu: list[float] = []
+        theirs_worker_cpu: list[float] = []
         ours_cpu: list[float] = []
         theirs_cpu: list[float] = []
         for i in range(args.repeats):
-            order = [(ROOT, ours, ours_cpu), (base, theirs, theirs_cpu)]
-            for root, runs, cpu in order if i % 2 == 0 else order[::-1]:
-                runs.append(worker_in(root, topic, total))
+            order = [(this, ours, ours_worker_cpu, ours_cpu), (base, theirs, theirs_worker_cpu, theirs_cpu)]
+            for root, runs, worker_cpu, cpu in order if i % 2 == 0 else order[::-1]:
+                wall_rate, cpu_rate = worker_in(root, topic, total)
+                runs.append(wall_rate)
+                worker_cpu.append(cpu_rate)
                 cpu.append(hot_loop_in(root, dump))
             print(
                 f"  pair {i + 1}: this {ours[-1]:,.0f} msg/s, baseline {theirs[-1]:,.0f} msg/s;"
-                f" per-message loop: this {ours_cpu[-1]:,.0f}, baseline {theirs_cpu[-1]:,.0f} msg per CPU s",
+                f" worker process: this {ours_worker_cpu[-1]:,.0f}, baseline {theirs_worker_cpu[-1]:,.0f}"
+                f" msg per CPU s; per-message loop: this {ours_cpu[-1]:,.0f}, baseline {theirs_cpu[-1]:,.0f}"
+                " msg per CPU s",
                 flush=True,
             )
-        for label, a, b in (("worker, wall clock", ours, theirs), ("per-message loop, CPU", ours_cpu, theirs_cpu)):
+        statistics_ = (
+            ("worker, wall clock", ours, theirs),
+            ("worker process, CPU", ours_worker_cpu, theirs_worker_cpu),
+            ("per-message loop, CPU", ours_cpu, theirs_cpu),
+        )
+        for label, a, b in statistics_:
             ratios = [o / t for o, t in zip(a, b, strict=True)]
             rows.append((rate, label, statistics.median(a), statistics.median(b), statistics.median(ratios), ratios))
         dump.unlink()
@@ -407,12 +424,15 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
         write_section(
             "ingest-baseline",
             "## Ingest worker against a baseline checkout\n\n"
-            f"Command: `python bench/ingest.py --baseline {args.baseline} --events {args.events} --rates {args.rates}"
+            f"Command: `python bench/ingest.py --baseline {args.baseline}"
+            f"{'' if this == ROOT else f' --this {args.this}'} --events {args.events} --rates {args.rates}"
             f" --repeats {args.repeats}` ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
             f" after the runs {load}). Both workers in fresh subprocesses, fraud detectors on, same pre-produced"
             " topic, alternating which goes first. Statistics: the worker's messages/s from first batch to last"
-            " commit, as (b) above (wall clock, swings with the machine's load); and messages per CPU second of"
-            " its per-message loop alone (`IngestWorker._process` over the topic's messages with a producer that"
+            " commit, as (b) above (wall clock, swings with the machine's load); messages per CPU second of the"
+            " worker's whole process (all threads, librdkafka's included; start-up and the idle wait at the end"
+            " included), steadier under load; and messages per CPU second of its per-message loop alone"
+            " (`IngestWorker._process` over the topic's messages with a producer that"
             " drops records, best of 3), which is what per-message isolation changes.\n\n"
             f"{table}\n",
         )
@@ -494,6 +514,7 @@ def main() -> int:
     parser.add_argument("--processes", default="1,2,3", help="worker process counts to compare")
     parser.add_argument("--notebook-seconds", type=float, default=10.0, help="0 skips the notebook loop")
     parser.add_argument("--baseline", metavar="DIR", help="only compare this worker with the one of checkout DIR")
+    parser.add_argument("--this", metavar="DIR", default=str(ROOT), help="with --baseline: the checkout compared")
     parser.add_argument("--write", action="store_true", help="write the results into BENCHMARKS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

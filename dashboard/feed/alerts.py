@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.settings import Settings
 from dashboard.feed.viewer import DaemonLoop, viewer_config
+from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import BrokerState
 from dashboard.kafka.offsets import backfill_starts
 from dashboard.store.alert_log import AlertLog, parse_alert
@@ -30,9 +31,12 @@ class AlertFeed(DaemonLoop):
 
     thread_name = "darooghe-alert-feed"
 
-    def __init__(self, settings: Settings, log: AlertLog | None = None) -> None:
+    def __init__(
+        self, settings: Settings, log: AlertLog | None = None, metadata_interval: float = METADATA_EVERY
+    ) -> None:
         super().__init__()
         self.settings = settings
+        self.metadata_interval = metadata_interval
         self.log = log or AlertLog()
         self.state = BrokerState(settings.bootstrap_servers, logger)
         self._assigned: set[int] = set()
@@ -44,11 +48,16 @@ class AlertFeed(DaemonLoop):
         except KafkaException as exc:  # a bad KAFKA_* setting: the transaction feed shows it on the page
             logger.error("fraud alert feed not started: %s", s.mask(exc.args[0].str()))
             return
+        # Its errors are the consumer's too: error_cb would report an outage twice.
+        admin = admin_client(s, error_cb=lambda err: logger.debug("alert feed admin: %s", err.str()))
+        identity = TopicIdentity(admin, s.fraud_topic)
         next_look = 0.0
         try:
             while not self._stop.is_set():
                 if time.monotonic() >= next_look:
-                    next_look = time.monotonic() + METADATA_EVERY
+                    next_look = time.monotonic() + self.metadata_interval
+                    if (change := identity.check(2.0)) is not None:
+                        self._restart(consumer, *change)
                     self._assign_new(consumer)
                 if not self._assigned:
                     self._stop.wait(1.0)
@@ -68,6 +77,13 @@ class AlertFeed(DaemonLoop):
                     self.log.extend(rows)
         finally:
             consumer.close()
+
+    def _restart(self, consumer: Consumer, old: str, new: str) -> None:
+        """The alert topic was recreated (Pulse's flush): drop the alerts shown and read the new topic afresh."""
+        consumer.unassign()
+        self._assigned.clear()
+        self.log.clear()
+        logger.warning("%s was recreated (topic id %s, was %s): alerts cleared", self.settings.fraud_topic, new, old)
 
     def _assign_new(self, consumer: Consumer) -> None:
         """Assign partitions of the alert topic not assigned yet, starting with the newest alerts."""

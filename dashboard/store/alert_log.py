@@ -106,6 +106,14 @@ class AlertLog:
             if changed:
                 self._version += 1
 
+    def clear(self) -> None:
+        """Drop every alert (the topic was recreated); `total` keeps counting, so `since` stays monotonic."""
+        with self._lock:
+            self._rows.clear()
+            self._bytes = 0
+            self._version += 1
+            self._cached = None
+
     @property
     def total(self) -> int:
         """Alerts appended since start, evicted ones included: the sequence number of the newest alert."""

@@ -25,9 +25,12 @@ import orjson
 import pytest
 
 from dashboard.core.rollup import decode
+from dashboard.core.schema import FRAUD_VELOCITY
 from dashboard.core.settings import Settings
+from dashboard.feed.alerts import AlertFeed
 from dashboard.feed.rollups import RollupFeed
 from dashboard.feed.transactions import Feed
+from dashboard.fraud.rules import Alert
 from dashboard.kafka.admin import delete_topics, ensure_topics
 from dashboard.store.aggregate import MinuteAggregator
 from dashboard.store.buffer import RingBuffer
@@ -195,5 +198,33 @@ def test_transactions_feed_clears_its_buffer_when_the_topic_is_recreated(kafka_e
         time.sleep(1.5)
         assert len(feed.buffer) == 40
         assert "was recreated" in (feed.health().last_error or "")
+    finally:
+        feed.stop()
+
+
+def test_alert_feed_clears_its_log_when_the_alert_topic_is_recreated(kafka_env: dict[str, str]) -> None:
+    settings = Settings.from_env(kafka_env)
+    bootstrap, topic = settings.bootstrap_servers, settings.fraud_topic
+    ensure_topics(settings, [topic])
+    now_ms = int(time.time() * 1000)
+
+    def alerts(customers: list[str]) -> list[tuple[bytes, bytes, int]]:
+        made = [Alert(FRAUD_VELOCITY, c, (f"tx-{c}",), {}, now_ms) for c in customers]
+        return [(a.customer_id.encode(), a.to_json({"partition": 0, "offset": i}), now_ms) for i, a in enumerate(made)]
+
+    produce(bootstrap, topic, alerts([f"cust_old_{i}" for i in range(5)]))
+    feed = AlertFeed(settings, metadata_interval=1.0)
+    feed.start()
+    try:
+        wait_for("the feed reads the first topic", lambda: len(feed.log.snapshot()) == 5)
+        seen = feed.log.total
+        delete_topics(settings, [topic])
+        ensure_topics(settings, [topic])
+        produce(bootstrap, topic, alerts(["cust_new_1", "cust_new_2"]))
+        wait_for(
+            "the log holds the new topic's alerts only",
+            lambda: set(feed.log.snapshot()["customer_id"]) == {"cust_new_1", "cust_new_2"},
+        )
+        assert feed.log.total == seen + 2  # the wall's "new since" count keeps counting
     finally:
         feed.stop()
