@@ -53,7 +53,7 @@ def body(sel: shell.Selection) -> None:
 
     past = history.select(snap, ctx.filters, sel.now_ms)
     if len(past.frame):
-        st.altair_chart(charts_insights.commission_chart(commissions.per_minute_by_type(past)), width="stretch")
+        widgets.chart(charts_insights.commission_chart(commissions.per_minute_by_type(past)))
     else:
         st.info("No rolled-up transaction matches the filters in this window.")
     kiosk = ctx.display.kiosk
@@ -96,7 +96,7 @@ def body(sel: shell.Selection) -> None:
     table = commissions.what_if(frame, commissions.monthly_volume(everyone))
     left, right = st.columns([2, 3])
     with left:
-        st.altair_chart(charts_insights.what_if_chart(commissions.what_if_long(table)), width="stretch")
+        widgets.chart(charts_insights.what_if_chart(commissions.what_if_long(table)))
     with right:
         for name in commissions.SCHEMES:
             st.caption(f"**{name}**: {commissions.SCHEME_TEXT[name]}.")

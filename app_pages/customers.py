@@ -62,9 +62,9 @@ def body(sel: shell.Selection) -> None:
     # The wall has one row of three charts; a desk has two, then the wide hourly one.
     for col, chart in zip(st.columns(3 if kiosk else 2), charts[: 3 if kiosk else 2], strict=True):
         with col:
-            st.altair_chart(chart, width="stretch")
+            widgets.chart(chart)
     if not kiosk:
-        st.altair_chart(charts[2], width="stretch")
+        widgets.chart(charts[2])
         st.caption(
             "By event time. A customer is new in the hour they were first seen among the buffered transactions "
             "(whatever the filters) and returning in every later hour; the per-minute aggregates keep no customers, "

@@ -52,7 +52,7 @@ def fraud() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.altair_chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)), width="stretch")
+        widgets.chart(fraud_charts.alerts_chart(fraud_view.per_rule_series(alerts)))
         if not kiosk:
             st.subheader("Customers with most alerts")
             top = fraud_view.top_customers(alerts)
@@ -61,7 +61,7 @@ def fraud() -> None:
         snapshot = ctx.source.buffer.snapshot()
         points = fraud_view.geo_points(alerts, snapshot)
         if len(points):
-            st.altair_chart(fraud_charts.geo_chart(points, height=250 if kiosk else 360), width="stretch")
+            widgets.chart(fraud_charts.geo_chart(points, height=250 if kiosk else 360))
         else:
             st.caption("No geographical alert with its transactions still buffered.")
     if kiosk:  # one customer is picked by hand: not on the wall

@@ -48,7 +48,7 @@ def merchants(sel: shell.Selection) -> None:
     c = analytics.counters(mframe, sel.now_ms, ctx.filters.window_ms)
     widgets.headlines(c, ("transactions", "total", "approval", "invalid"))
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
-    st.altair_chart(charts.rate_chart(series, "Volume (transactions per minute)"), width="stretch")
+    widgets.chart(charts.rate_chart(series, "Volume (transactions per minute)"))
     left, right = st.columns(2)
     with left:
         st.dataframe(

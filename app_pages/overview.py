@@ -23,7 +23,7 @@ def overview(sel: shell.Selection) -> None:
     window = ctx.filters.window_ms
     c = analytics.counters(frame, sel.now_ms, window)
     widgets.headlines(c, ("transactions", "per_minute", "total", "average", "approval", "invalid"))
-    st.altair_chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)), width="stretch")
+    widgets.chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)))
 
     # Tables rather than three more Altair charts: the same figures at a
     # fraction of the render time (Altair's to_dict costs ~10 ms a chart).

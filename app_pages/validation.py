@@ -47,12 +47,12 @@ def validation(sel: shell.Selection) -> None:
     with left:
         errors = analytics.errors_over_time(frame, sel.now_ms, window)
         if len(errors):
-            st.altair_chart(charts.errors_chart(errors), width="stretch")
+            widgets.chart(charts.errors_chart(errors))
         else:
             st.success("No violation in the selection.")
     with right:
         shares = analytics.invalid_share_series(analytics.rate_series(frame, sel.now_ms, window))
-        st.altair_chart(charts.share_chart(shares), width="stretch")
+        widgets.chart(charts.share_chart(shares))
 
     st.subheader("Latest invalid transactions")
     positions = analytics.latest_positions(sel.mask & (sel.snapshot.numeric["error_mask"] != 0), LIMIT)

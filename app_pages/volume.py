@@ -35,16 +35,16 @@ def _wall(recent: pd.DataFrame, past: history.History, hours: pd.DataFrame, jump
     """The wall's Volume: the live and hourly charts side by side, the heatmap beside the latest jumps."""
     left, right = st.columns(2)
     with left:
-        st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
+        widgets.chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"))
     with right:
         if len(past.frame):
-            st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
+            widgets.chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"))
         else:
             st.info("No rolled-up transaction matches the filters in this window.")
     left, right = st.columns(2)
     with left:
         if len(past.frame):
-            st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
+            widgets.chart(charts_insights.heatmap_chart(volume.heatmap(past)))
     with right:
         st.subheader("Merchant volume jumps")
         st.dataframe(
@@ -81,12 +81,12 @@ def body(sel: shell.Selection) -> None:
     if ctx.display.kiosk:
         _wall(recent, past, hours, jumps)
         return
-    st.altair_chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"), width="stretch")
+    widgets.chart(charts_insights.peaks_chart(recent, LIVE_TITLE, "%H:%M:%S"))
     if not len(past.frame):
         st.info("No rolled-up transaction matches the filters in this window.")
     else:
-        st.altair_chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"), width="stretch")
-        st.altair_chart(charts_insights.heatmap_chart(volume.heatmap(past)), width="stretch")
+        widgets.chart(charts_insights.peaks_chart(hours, HOURLY_TITLE, "%Y-%m-%d %H:%M"))
+        widgets.chart(charts_insights.heatmap_chart(volume.heatmap(past)))
     st.caption(
         history.describe(snap, ctx.settings.rollup_days) + " Local times are Tehran's (UTC+03:30, no daylight saving)."
     )

@@ -12,6 +12,9 @@ from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
+# Every chart a page renders in the tests (AppTest, and the browser tests' servers, which inherit
+# the environment) is validated against the Vega-Lite schema; the server skips that (ui.widgets.chart).
+os.environ["DAROOGHE_CHECK_CHART_SPECS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ and numbers.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -85,6 +86,7 @@ class Context:
         return auth.alerts(live.alert_log(self.settings).snapshot(), self.person)
 
 
+@functools.lru_cache(maxsize=4096)  # merchant ids recur on every run; a bounded cache of their keys
 def _natural(value: str) -> tuple[str | int, ...]:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", value)))
 
