@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from dashboard.ui import format as fmt
 from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
@@ -47,19 +46,7 @@ def merchants(sel: shell.Selection) -> None:
     rows = sel.mask & code_lookup(snapshot.dictionaries["merchant_id"], [chosen])[codes]
     mframe = snapshot.frame(COLUMNS, rows=rows)
     c = analytics.counters(mframe, sel.now_ms, ctx.filters.window_ms)
-    cols = st.columns(4)
-    with cols[0]:
-        widgets.metric("Transactions", f"{c.transactions:,}")
-    with cols[1]:
-        widgets.metric(
-            "Total (IRR)",
-            fmt.format_compact(c.total_amount),
-            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
-        )
-    with cols[2]:
-        widgets.share_counter("Approval rate", c.approval_rate)
-    with cols[3]:
-        widgets.share_counter("Invalid share", c.invalid_share)
+    widgets.headlines(c, ("transactions", "total", "approval", "invalid"))
     series = analytics.rate_series(mframe, sel.now_ms, ctx.filters.window_ms)
     widgets.chart(charts.rate_chart(series, "Volume (transactions per minute)"))
     left, right = st.columns(2)

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from dashboard.ui import format as fmt
 from dashboard.ui import shell, widgets
 from dashboard.ui.charts import transactions as charts
 from dashboard.views import transactions as analytics
@@ -23,27 +22,7 @@ def overview(sel: shell.Selection) -> None:
     frame = sel.frame(COLUMNS)
     window = ctx.filters.window_ms
     c = analytics.counters(frame, sel.now_ms, window)
-    cols = st.columns(6)
-    with cols[0]:
-        widgets.metric("Transactions", f"{c.transactions:,}")
-    with cols[1]:
-        widgets.metric("Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered.")
-    with cols[2]:
-        widgets.metric(
-            "Total (IRR)",
-            fmt.format_compact(c.total_amount),
-            help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
-        )
-    with cols[3]:
-        widgets.metric(
-            "Average (IRR)",
-            "—" if c.average_amount is None else f"{c.average_amount:,.0f}",
-            help="Average amount of the valid transactions.",
-        )
-    with cols[4]:
-        widgets.share_counter("Approval rate", c.approval_rate)
-    with cols[5]:
-        widgets.share_counter("Invalid share", c.invalid_share)
+    widgets.headlines(c, ("transactions", "per_minute", "total", "average", "approval", "invalid"))
     widgets.chart(charts.rate_chart(analytics.rate_series(frame, sel.now_ms, window)))
 
     # Tables rather than three more Altair charts: the same figures at a

@@ -94,7 +94,7 @@ from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
 from dashboard.core.settings import Settings  # noqa: E402
-from dashboard.feed.status import FeedStatus, Health  # noqa: E402
+from dashboard.feed.status import FeedStatus, Health, Pipeline  # noqa: E402
 from dashboard.feed.transactions import BATCH_SIZE, Feed  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
 from dashboard.pulse.events import Streams, history, make_factory  # noqa: E402
@@ -355,7 +355,7 @@ def connected_health(fresh: Batch) -> Health:
     status.answered()
     status.assigned({0: 0, 1: 0, 2: 0}, {0: 1000, 1: 1000, 2: 1000})
     status.appended(fresh, {0: 990, 1: 995, 2: 1000}, NOW_S)
-    status.pipeline(ingest_lag=40, error_records=1234)
+    status.pipeline(Pipeline(ingest_lag=40, error_records=1234))
     return status.health(NOW_S + 1, broker_down=False)
 
 

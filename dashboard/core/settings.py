@@ -137,23 +137,11 @@ class Settings:
     event_init_mode: str = _spec("flush", "EVENT_INIT_MODE", str, choices=INIT_MODES, doc="history on start")
     history_events: int = _spec(20_000, "HISTORY_EVENTS", int, 0, 10_000_000, doc="historical events on start")
     history_days: float = _spec(7.0, "HISTORY_DAYS", float, 0.01, 60, doc="days of history")
-    invalid_rate: float = _spec(
-        0.01,
-        "INVALID_RATE",
-        float,
-        0.0,
-        1.0,
-        doc="share of deliberately invalid events",
-    )
+    invalid_rate: float = _spec(0.01, "INVALID_RATE", float, 0.0, 1.0, doc="share of deliberately invalid events")
     seed: int | None = _spec(None, "SEED", _optional_int, doc="random seed (empty: random)")
     # Validation and ingest.
     time_skew_ms: int = _spec(1000, "TIME_SKEW_MS", int, 0, 3_600_000, doc="tolerated future clock skew")
-    ingest_group: str = _spec(
-        "darooghe-ingest",
-        "INGEST_GROUP",
-        str,
-        doc="consumer group of the ingest worker",
-    )
+    ingest_group: str = _spec("darooghe-ingest", "INGEST_GROUP", str, doc="consumer group of the ingest worker")
     fraud_min_history: int = _spec(
         5, "FRAUD_MIN_HISTORY", int, 1, 1000, doc="earlier transactions before the amount rule judges"
     )

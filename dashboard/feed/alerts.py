@@ -10,13 +10,12 @@ quietly. It never calls `st.*`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.feed.viewer import DaemonLoop, viewer_config
 from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import BrokerState
 from dashboard.kafka.offsets import backfill_starts
@@ -27,45 +26,25 @@ logger = logging.getLogger(__name__)
 METADATA_EVERY = 10.0  # seconds between looks for the topic and new partitions
 
 
-class AlertFeed:
+class AlertFeed(DaemonLoop):
     """Tails the fraud-alert topic into an `AlertLog` on a daemon thread."""
+
+    thread_name = "darooghe-alert-feed"
 
     def __init__(
         self, settings: Settings, log: AlertLog | None = None, metadata_interval: float = METADATA_EVERY
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.metadata_interval = metadata_interval
         self.log = log or AlertLog()
         self.state = BrokerState(settings.bootstrap_servers, logger)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._assigned: set[int] = set()
-
-    def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="darooghe-alert-feed", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         s = self.settings
         try:
-            consumer = Consumer(
-                s.kafka_config(
-                    group_id=f"darooghe-dashboard-alerts-{uuid.uuid4().hex[:8]}",
-                    enable_auto_commit=False,
-                    isolation_level="read_committed",
-                    auto_offset_reset="earliest",
-                    allow_auto_create_topics=False,
-                    error_cb=self.state.on_error,
-                )
-            )
+            consumer = Consumer(viewer_config(s, "alerts", self.state.on_error))
         except KafkaException as exc:  # a bad KAFKA_* setting: the transaction feed shows it on the page
             logger.error("fraud alert feed not started: %s", s.mask(exc.args[0].str()))
             return

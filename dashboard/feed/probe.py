@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -21,9 +20,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from dashboard.core.settings import Settings
+from dashboard.feed.status import Pipeline
+from dashboard.feed.viewer import viewer_config
 from dashboard.kafka.admin import replication_problem
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PipelineProbe:
@@ -41,16 +43,8 @@ class PipelineProbe:
         common: dict[str, Any] = {"allow_auto_create_topics": False, "error_cb": error_cb}
         # A metadata request for a missing topic would create it otherwise.
         self._admin = AdminClient(settings.kafka_config(**common))
-        self._counter = Consumer(
-            settings.kafka_config(
-                group_id=f"darooghe-dashboard-count-{uuid.uuid4().hex}",
-                enable_auto_commit=False,
-                isolation_level="read_committed",  # the ingest worker writes transactionally
-                auto_offset_reset="earliest",
-                queued_max_messages_kbytes=4096,  # it only counts: a small prefetch will do
-                **common,
-            )
-        )
+        # It only counts: a small prefetch will do.
+        self._counter = Consumer(viewer_config(settings, "count", error_cb, queued_max_messages_kbytes=4096))
         self._group_reader = Consumer(
             settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False, **common)
         )
@@ -80,14 +74,38 @@ class PipelineProbe:
         )
         return {tp.partition: f.result(self.timeout + 1).offset for tp, f in futures.items()}
 
+    def _extent(self, topic: str, committed_only: bool = False) -> tuple[list[int], dict[int, int], dict[int, int]]:
+        """Return (partitions, low watermarks, high watermarks) of `topic`; no partitions when it is missing.
+
+        With `committed_only` the high end is the last stable offset (what read_committed can reach).
+        """
+        partitions = self._partitions(topic)
+        if partitions is None:
+            return [], {}, {}
+        lows = self._offsets(topic, partitions, OffsetSpec.earliest())
+        return partitions, lows, self._offsets(topic, partitions, OffsetSpec.latest(), committed_only)
+
+    def _query(self, what: str, query: Callable[[], T]) -> T | None:
+        """Return `query()`, or None (logged at debug level) when the broker does not answer in time."""
+        try:
+            return query()
+        except (KafkaException, TimeoutError) as exc:
+            logger.debug("%s failed: %s", what, exc)
+            return None
+
+    def figures(self, budget: float = 1.0) -> Pipeline:
+        """Return what every query finds now (`budget`: seconds the error log count may read)."""
+        lag, errors, cluster = self.ingest_lag(), self.error_records(budget), self.cluster()
+        brokers, problem = cluster if cluster is not None else (None, None)
+        return Pipeline(lag, errors, brokers, problem)
+
     def cluster(self) -> tuple[int, str | None] | None:
         """Return (brokers up, replication problem or None) for our three topics; None when no answer."""
+        return self._query("cluster query", self._cluster)
+
+    def _cluster(self) -> tuple[int, str | None]:
         s = self.settings
-        try:
-            metadata = self._admin.list_topics(timeout=self.timeout)
-        except KafkaException as exc:
-            logger.debug("cluster query failed: %s", exc)
-            return None
+        metadata = self._admin.list_topics(timeout=self.timeout)
         topics = (s.transactions_topic, s.error_topic, s.fraud_topic)
         return len(metadata.brokers), replication_problem(s, metadata, topics)
 
@@ -95,23 +113,21 @@ class PipelineProbe:
         """Return the ingest group's lag on the transactions topic: sum of high watermark minus committed.
 
         A partition the group never committed counts in full (high minus low):
-        the worker starts such partitions from the earliest offset.
+        the worker starts such partitions from the earliest offset. None when
+        the topic is missing or the broker does not answer.
         """
+        return self._query("ingest lag query", self._ingest_lag)
+
+    def _ingest_lag(self) -> int | None:
         topic = self.settings.transactions_topic
-        try:
-            partitions = self._partitions(topic)
-            if partitions is None:
-                return None
-            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
-            highs = self._offsets(topic, partitions, OffsetSpec.latest())
-            # committed() of a consumer that never subscribes joins no group. (The
-            # AdminClient's list_consumer_group_offsets crashed librdkafka 2.16.1 in
-            # its main thread on a freshly formatted broker, while the group
-            # coordinator was still loading.)
-            result = self._group_reader.committed([TopicPartition(topic, p) for p in partitions], self.timeout)
-        except (KafkaException, TimeoutError) as exc:
-            logger.debug("ingest lag query failed: %s", exc)
+        partitions, lows, highs = self._extent(topic)
+        if not partitions:
             return None
+        # committed() of a consumer that never subscribes joins no group. (The
+        # AdminClient's list_consumer_group_offsets crashed librdkafka 2.16.1 in
+        # its main thread on a freshly formatted broker, while the group
+        # coordinator was still loading.)
+        result = self._group_reader.committed([TopicPartition(topic, p) for p in partitions], self.timeout)
         committed = {tp.partition: tp.offset for tp in result if tp.error is None}
         lag = 0
         for p in partitions:
@@ -131,27 +147,24 @@ class PipelineProbe:
         retention deletes old records (the low watermark passes where the
         count began) that partition is counted again from its new start.
         """
+        return self._query("error log count", lambda: self._count_errors(budget))
+
+    def _count_errors(self, budget: float) -> int | None:
         topic = self.settings.error_topic
-        try:
-            partitions = self._partitions(topic)
-            if partitions is None:
-                return None
-            lows = self._offsets(topic, partitions, OffsetSpec.earliest())
-            ends = self._offsets(topic, partitions, OffsetSpec.latest(), committed_only=True)
-            self._reassign(topic, partitions, lows, ends)
-            deadline = time.monotonic() + budget
-            while time.monotonic() < deadline:
-                messages = self._counter.consume(10_000, 0.1)
-                for msg in messages:
-                    p = msg.partition()
-                    if msg.error() is None and p is not None:
-                        self._counted[p] = self._counted.get(p, 0) + 1
-                if not messages and self._at_end(topic, partitions, ends):
-                    self._caught_up = True
-                    break
-        except (KafkaException, TimeoutError) as exc:
-            logger.debug("error log count failed: %s", exc)
+        partitions, lows, ends = self._extent(topic, committed_only=True)
+        if not partitions:
             return None
+        self._reassign(topic, partitions, lows, ends)
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            messages = self._counter.consume(10_000, 0.1)
+            for msg in messages:
+                p = msg.partition()
+                if msg.error() is None and p is not None:
+                    self._counted[p] = self._counted.get(p, 0) + 1
+            if not messages and self._at_end(topic, partitions, ends):
+                self._caught_up = True
+                break
         return sum(self._counted.values()) if self._caught_up else None
 
     def _reassign(self, topic: str, partitions: list[int], lows: dict[int, int], ends: dict[int, int]) -> None:

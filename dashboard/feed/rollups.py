@@ -16,14 +16,13 @@ mode) clears the history and reads the new topic from its beginning, and
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.feed.viewer import DaemonLoop, viewer_config
 from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import DOWN_CODES
 from dashboard.store.rollups import Rollups
@@ -35,7 +34,7 @@ POLL_TIMEOUT = 0.5
 QUERY_TIMEOUT = 2.0
 
 
-class RollupFeed:
+class RollupFeed(DaemonLoop):
     """Reads the rollups topic into `rollups` on a daemon thread; see the module docstring.
 
     `caught_up` turns True once a poll after the assignment found nothing
@@ -43,6 +42,8 @@ class RollupFeed:
     the last (re)start of the topic; `rebuilds` counts recreations noticed,
     the latest at `rebuilt_at` (epoch seconds of `clock`).
     """
+
+    thread_name = "darooghe-rollups"
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class RollupFeed:
         metadata_interval: float = 10.0,
         retry_interval: float = 2.0,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.rollups = rollups if rollups is not None else Rollups(settings.rollup_days, clock)
         self.clock = clock
@@ -62,22 +64,6 @@ class RollupFeed:
         self.retry_interval = retry_interval
         self.records = 0
         self.caught_up = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the thread; a second call does nothing."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="darooghe-rollups", daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop and wait up to `timeout` seconds."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() in DOWN_CODES:
@@ -85,19 +71,9 @@ class RollupFeed:
         else:
             logger.warning("rollups feed: %s", err.str())
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         topic = self.settings.rollups_topic
-        consumer = Consumer(
-            self.settings.kafka_config(
-                group_id=f"darooghe-dashboard-rollups-{uuid.uuid4().hex}",  # never joined, never committed
-                client_id="darooghe-dashboard-rollups",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",  # the workers write transactionally
-                allow_auto_create_topics=False,
-                error_cb=self._on_error,
-            )
-        )
+        consumer = Consumer(viewer_config(self.settings, "rollups", self._on_error))
         identity = TopicIdentity(admin_client(self.settings, error_cb=self._on_error), topic)
         assigned: set[int] = set()
         try:

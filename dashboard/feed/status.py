@@ -68,6 +68,16 @@ class Health:
         return sum(self.lag.values()) if self.lag else None
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """What the slow broker queries (`dashboard.feed.probe`) last found; None: no answer (yet)."""
+
+    ingest_lag: int | None = None  # the ingest group's committed lag, summed over partitions
+    error_records: int | None = None  # records in the error topic
+    brokers: int | None = None  # brokers up, as the cluster last reported
+    cluster_problem: str | None = None  # one line when the cluster cannot give the configured durability
+
+
 class FeedStatus:
     """The figures behind `Health`, written by the feed's threads and read by pages; thread-safe.
 
@@ -92,10 +102,7 @@ class FeedStatus:
         self._repeated_error: str | None = None
         self._crash: str | None = None
         self._config_error: str | None = None
-        self._brokers: int | None = None
-        self._cluster_problem: str | None = None
-        self._ingest_lag: int | None = None
-        self._error_records: int | None = None
+        self._pipeline = Pipeline()
 
     def answered(self) -> None:
         """Record that the broker answered."""
@@ -124,11 +131,6 @@ class FeedStatus:
         with self._lock:
             self._config_error = text
             self._last_error, self._last_error_at = text, now
-
-    def cluster(self, brokers: int | None, problem: str | None) -> None:
-        """Record the brokers up and the replication problem (None: none) that the probe saw."""
-        with self._lock:
-            self._brokers, self._cluster_problem = brokers, problem
 
     def positions(self) -> dict[int, int]:
         """Return {partition: next offset to read} of the assigned partitions."""
@@ -164,10 +166,10 @@ class FeedStatus:
             self._positions.update({p: offset for p, offset in nexts.items() if p in self._positions})
             self._repeated_error = None
 
-    def pipeline(self, ingest_lag: int | None, error_records: int | None) -> None:
-        """Record the figures read by the PipelineProbe."""
+    def pipeline(self, figures: Pipeline) -> None:
+        """Record what the PipelineProbe found."""
         with self._lock:
-            self._ingest_lag, self._error_records = ingest_lag, error_records
+            self._pipeline = figures
 
     def health(self, now: float, broker_down: bool, auth_error: str | None = None) -> Health:
         """Return the snapshot at time `now`; `broker_down` and `auth_error` come from the feed's BrokerState."""
@@ -209,15 +211,15 @@ class FeedStatus:
                 invalid_counts=MappingProxyType(dict(self._invalid)),
                 invalid_total=self._invalid_total,
                 messages_total=self._total,
-                ingest_lag=self._ingest_lag,
-                error_records=self._error_records,
+                ingest_lag=self._pipeline.ingest_lag,
+                error_records=self._pipeline.error_records,
                 last_poll_age=poll_age,
                 freshness=fresh,
                 stale=is_stale(fresh),
                 at=now,
                 config_error=self._config_error,
-                brokers=self._brokers,
-                cluster_problem=self._cluster_problem,
+                brokers=self._pipeline.brokers,
+                cluster_problem=self._pipeline.cluster_problem,
             )
 
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from dashboard.core.settings import Settings
 from dashboard.feed.probe import PipelineProbe
-from dashboard.feed.status import FeedStatus, Health
+from dashboard.feed.status import FeedStatus, Health, Pipeline
+from dashboard.feed.viewer import viewer_config, viewer_group
 from dashboard.kafka.admin import TopicIdentity, admin_client
 from dashboard.kafka.broker_state import DOWN_CODES, BrokerState
 from dashboard.kafka.config import client_config_error
@@ -78,7 +78,7 @@ class Feed:
         self.retry_interval = retry_interval
         self.lag_interval = lag_interval
         self.probe_interval = probe_interval
-        self.group_id = f"darooghe-dashboard-{uuid.uuid4().hex}"  # never joined, never committed
+        self.group_id = viewer_group("transactions")  # never joined, never committed
         self._broker = BrokerState(settings.bootstrap_servers, logger)
         self._status = FeedStatus(settings.bootstrap_servers, settings.transactions_topic, settings.stale_seconds)
         self._stop = threading.Event()
@@ -132,23 +132,10 @@ class Feed:
         self._status.answered()
 
     def _consume_loop(self) -> None:
-        consumer = Consumer(
-            self.settings.kafka_config(
-                group_id=self.group_id,
-                client_id="darooghe-dashboard",
-                enable_auto_commit=False,
-                # Out of range means retention overtook us or the topic was
-                # recreated (Pulse's flush mode): read what is there now.
-                auto_offset_reset="earliest",
-                # The Pulse generator is not transactional, so read_committed
-                # costs nothing here (the stable offset is the high
-                # watermark); we keep librdkafka's default anyway so that a
-                # transactional producer's aborted events would never show.
-                isolation_level="read_committed",
-                allow_auto_create_topics=False,  # a viewer must not create the topic
-                error_cb=self._on_error,
-            )
-        )
+        # The Pulse generator is not transactional, so read_committed costs
+        # nothing here (the stable offset is the high watermark); it keeps a
+        # transactional producer's aborted events from ever showing.
+        consumer = Consumer(viewer_config(self.settings, "transactions", self._on_error, self.group_id))
         # Its errors are the consumer's too: error_cb would report an outage twice.
         admin = admin_client(self.settings, error_cb=lambda err: logger.debug("feed admin: %s", err.str()))
         self._identity = TopicIdentity(admin, self.settings.transactions_topic)
@@ -339,12 +326,10 @@ class Feed:
         probe = PipelineProbe(self.settings, lambda err: logger.debug("probe: %s", err.str()), QUERY_TIMEOUT)
         try:
             while not self._stop.is_set():
-                self._status.pipeline(probe.ingest_lag(), probe.error_records())
-                cluster = probe.cluster()
-                self._status.cluster(*(cluster or (None, None)))
+                self._status.pipeline(probe.figures())
                 self._stop.wait(self.probe_interval)
         except Exception:
             logger.exception("feed probe thread crashed; pipeline figures stay unknown")
-            self._status.pipeline(None, None)
+            self._status.pipeline(Pipeline())
         finally:
             probe.close()

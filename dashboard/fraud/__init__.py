@@ -5,7 +5,7 @@
         for alert in detector.observe(tx):
             produce(FRAUD_TOPIC, alert.to_json())
 
-Rules (defaults; each a constructor parameter):
+Rules (defaults; each a field of `Limits`, which every detector takes):
 - velocity: more than 5 transactions of one customer in a window
   (x - 2 min, x] of event time; one alert per burst (`VelocityDetector`);
 - geo_impossible: two transactions of one customer more than 50 km apart
@@ -34,7 +34,7 @@ from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.detector import FraudDetector, StateSize
 from dashboard.fraud.geo import GeoDetector, haversine_km
 from dashboard.fraud.inputs import FraudInput, detector_input, plain_input
-from dashboard.fraud.rules import Alert, TransactionLike
+from dashboard.fraud.rules import Alert, Limits, TransactionLike
 from dashboard.fraud.velocity import VelocityDetector
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "FraudDetector",
     "FraudInput",
     "GeoDetector",
+    "Limits",
     "StateSize",
     "TransactionLike",
     "VelocityDetector",

@@ -9,14 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from dashboard.core.schema import FRAUD_AMOUNT
-from dashboard.fraud.rules import (
-    AMOUNT_IDLE_MS,
-    AMOUNT_MAX_CUSTOMERS,
-    AMOUNT_RATIO,
-    MIN_HISTORY,
-    Alert,
-    TransactionLike,
-)
+from dashboard.fraud.rules import DEFAULT_LIMITS, Alert, Limits, TransactionLike
 from dashboard.fraud.windows import EVICT_EVERY_MS, NEVER
 
 
@@ -38,19 +31,9 @@ class AmountDetector:
     ordered least recently seen first.
     """
 
-    def __init__(
-        self,
-        ratio: float = AMOUNT_RATIO,
-        min_history: int = MIN_HISTORY,
-        idle_ms: int = AMOUNT_IDLE_MS,
-        max_customers: int = AMOUNT_MAX_CUSTOMERS,
-    ) -> None:
-        if min_history < 1 or idle_ms < 0 or max_customers < 1:
-            raise ValueError("need min_history >= 1, idle_ms >= 0 and max_customers >= 1")
-        self.ratio = ratio
-        self.min_history = min_history
-        self.idle_ms = idle_ms
-        self.max_customers = max_customers
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.ratio, self.min_history = limits.amount_ratio, limits.min_history
+        self.idle_ms, self.max_customers = limits.amount_idle_ms, limits.max_customers
         #: customer -> [count, sum of the amounts seen, newest event time (ms)], least recently seen first.
         self.stats: OrderedDict[str, list[float]] = OrderedDict()
         self.evicted = 0

@@ -29,20 +29,7 @@ from typing import NamedTuple
 
 from dashboard.fraud.amount import AmountDetector
 from dashboard.fraud.geo import GeoDetector, fit_box
-from dashboard.fraud.rules import (
-    AMOUNT_IDLE_MS,
-    AMOUNT_MAX_CUSTOMERS,
-    AMOUNT_RATIO,
-    GEO_MAX_KM,
-    GEO_WINDOW_MS,
-    LATENESS_MS,
-    MAX_KEPT,
-    MIN_HISTORY,
-    VELOCITY_MAX_COUNT,
-    VELOCITY_WINDOW_MS,
-    Alert,
-    TransactionLike,
-)
+from dashboard.fraud.rules import DEFAULT_LIMITS, Alert, Limits, TransactionLike
 from dashboard.fraud.velocity import VelocityDetector
 from dashboard.fraud.windows import CustomerWindows
 
@@ -86,29 +73,17 @@ class FraudDetector:
     they all count against one cap.
     """
 
-    def __init__(
-        self,
-        *,
-        velocity_count: int = VELOCITY_MAX_COUNT,
-        velocity_window_ms: int = VELOCITY_WINDOW_MS,
-        geo_km: float = GEO_MAX_KM,
-        geo_window_ms: int = GEO_WINDOW_MS,
-        amount_ratio: float = AMOUNT_RATIO,
-        min_history: int = MIN_HISTORY,
-        lateness_ms: int = LATENESS_MS,
-        max_kept: int = MAX_KEPT,
-        amount_idle_ms: int = AMOUNT_IDLE_MS,
-        max_customers: int = AMOUNT_MAX_CUSTOMERS,
-    ) -> None:
-        self.velocity = VelocityDetector(velocity_count, velocity_window_ms, lateness_ms, max_kept)
-        self.geo = GeoDetector(geo_km, geo_window_ms, lateness_ms, max_kept)
-        self.amount = AmountDetector(amount_ratio, min_history, amount_idle_ms, max_customers)
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.velocity = VelocityDetector(limits)
+        self.geo = GeoDetector(limits)
+        self.amount = AmountDetector(limits)
         # The rules' own windows (which check the arguments) stay empty: both read this one.
-        horizon = max(velocity_window_ms, geo_window_ms)
-        self.windows: CustomerWindows[_Entry] = CustomerWindows(horizon, lateness_ms, max_kept)
+        horizon = max(limits.velocity_window_ms, limits.geo_window_ms)
+        self.windows: CustomerWindows[_Entry] = CustomerWindows(horizon, limits.lateness_ms, limits.max_kept)
         # Read on every event.
-        self._run, self._velocity_ms, self._near = velocity_count + 1, velocity_window_ms, self.geo.near
-        self._stats, self._min_history, self._ratio = self.amount.stats, min_history, amount_ratio
+        self._run, self._velocity_ms, self._near = limits.velocity_count + 1, limits.velocity_window_ms, self.geo.near
+        self._stats, self._min_history, self._ratio = self.amount.stats, limits.min_history, limits.amount_ratio
 
     def observe(self, tx: TransactionLike) -> list[Alert]:
         """Judge one transaction under every rule and remember it; return its alerts (usually [])."""

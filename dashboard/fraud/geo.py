@@ -6,15 +6,7 @@ import math
 from typing import Any
 
 from dashboard.core.schema import FRAUD_GEO
-from dashboard.fraud.rules import (
-    EARTH_RADIUS_KM,
-    GEO_MAX_KM,
-    GEO_WINDOW_MS,
-    LATENESS_MS,
-    MAX_KEPT,
-    Alert,
-    TransactionLike,
-)
+from dashboard.fraud.rules import DEFAULT_LIMITS, EARTH_RADIUS_KM, Alert, Limits, TransactionLike
 from dashboard.fraud.windows import CustomerWindows, Recent
 
 _RAD = math.pi / 180.0
@@ -48,17 +40,10 @@ class GeoDetector:
     coordinates are skipped.
     """
 
-    def __init__(
-        self,
-        max_km: float = GEO_MAX_KM,
-        window_ms: int = GEO_WINDOW_MS,
-        lateness_ms: int = LATENESS_MS,
-        max_kept: int = MAX_KEPT,
-    ) -> None:
-        self.max_km = max_km
-        self.window_ms = window_ms
-        self.near = max_km / EARTH_RADIUS_KM  # radians
-        self.windows: CustomerWindows[_Point] = CustomerWindows(window_ms, lateness_ms, max_kept)
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.max_km, self.window_ms = limits.geo_km, limits.geo_window_ms
+        self.near = self.max_km / EARTH_RADIUS_KM  # radians
+        self.windows: CustomerWindows[_Point] = CustomerWindows(self.window_ms, limits.lateness_ms, limits.max_kept)
 
     def observe(self, tx: TransactionLike) -> Alert | None:
         """Add `tx` to its customer's window; return the alert it raises, if any."""

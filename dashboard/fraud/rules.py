@@ -11,27 +11,61 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from dashboard.core.records import encode_record
+from dashboard.core.timeunits import DAY_MS, MINUTE_MS
 from dashboard.core.validation import ms_to_iso
 
 #: Velocity: more than VELOCITY_MAX_COUNT transactions in a window (t - VELOCITY_WINDOW_MS, t].
 VELOCITY_MAX_COUNT: Final = 5
-VELOCITY_WINDOW_MS: Final = 120_000
+VELOCITY_WINDOW_MS: Final = 2 * MINUTE_MS
 #: Geographical impossibility: more than GEO_MAX_KM apart, less than GEO_WINDOW_MS apart.
 GEO_MAX_KM: Final = 50.0
-GEO_WINDOW_MS: Final = 300_000
+GEO_WINDOW_MS: Final = 5 * MINUTE_MS
 #: Amount anomaly: amount > AMOUNT_RATIO x the average of at least MIN_HISTORY earlier transactions.
 AMOUNT_RATIO: Final = 10
 MIN_HISTORY: Final = 5
 #: The amount rule forgets a customer unseen for this long (event time; the worker sets FRAUD_LOOKBACK_DAYS)...
-AMOUNT_IDLE_MS: Final = 7 * 86_400_000
+AMOUNT_IDLE_MS: Final = 7 * DAY_MS
 #: ...and keeps at most this many customers per detector, least recently seen evicted first (FRAUD_MAX_CUSTOMERS).
 AMOUNT_MAX_CUSTOMERS: Final = 200_000
 #: How much older than the customer's newest event an event may be and still join the windows.
-LATENESS_MS: Final = 60_000
+LATENESS_MS: Final = MINUTE_MS
 #: Most events kept per customer and window (a bot's flood cannot grow the state without bound).
 MAX_KEPT: Final = 64
 #: Mean Earth radius (IUGG), km.
 EARTH_RADIUS_KM: Final = 6371.0088
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The rules' thresholds and the bounds of their state: one set for every detector (defaults: the above).
+
+    velocity_count, velocity_window_ms: the velocity rule; geo_km,
+    geo_window_ms: the geographical rule; amount_ratio, min_history: the
+    amount rule, which forgets customers idle for amount_idle_ms and keeps at
+    most max_customers; lateness_ms, max_kept: how late an event may join the
+    windows, and how many events a customer's window keeps.
+    """
+
+    velocity_count: int = VELOCITY_MAX_COUNT
+    velocity_window_ms: int = VELOCITY_WINDOW_MS
+    geo_km: float = GEO_MAX_KM
+    geo_window_ms: int = GEO_WINDOW_MS
+    amount_ratio: float = AMOUNT_RATIO
+    min_history: int = MIN_HISTORY
+    amount_idle_ms: int = AMOUNT_IDLE_MS
+    max_customers: int = AMOUNT_MAX_CUSTOMERS
+    lateness_ms: int = LATENESS_MS
+    max_kept: int = MAX_KEPT
+
+    def __post_init__(self) -> None:
+        if self.min_history < 1 or self.amount_idle_ms < 0 or self.max_customers < 1:
+            raise ValueError("need min_history >= 1, amount_idle_ms >= 0 and max_customers >= 1")
+        if self.max_kept <= self.velocity_count:
+            raise ValueError("max_kept must exceed velocity_count")
+
+
+#: DATA.md's thresholds with the default bounds.
+DEFAULT_LIMITS: Final = Limits()
 
 
 class TransactionLike(Protocol):

@@ -10,14 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboard.core.schema import FRAUD_VELOCITY
-from dashboard.fraud.rules import (
-    LATENESS_MS,
-    MAX_KEPT,
-    VELOCITY_MAX_COUNT,
-    VELOCITY_WINDOW_MS,
-    Alert,
-    TransactionLike,
-)
+from dashboard.fraud.rules import DEFAULT_LIMITS, Alert, Limits, TransactionLike
 from dashboard.fraud.windows import CustomerWindows, Recent
 
 
@@ -35,18 +28,11 @@ class VelocityDetector:
     window, in time order.
     """
 
-    def __init__(
-        self,
-        max_count: int = VELOCITY_MAX_COUNT,
-        window_ms: int = VELOCITY_WINDOW_MS,
-        lateness_ms: int = LATENESS_MS,
-        max_kept: int = MAX_KEPT,
-    ) -> None:
-        if max_kept <= max_count:
-            raise ValueError("max_kept must exceed max_count")
-        self.max_count = max_count
-        self.window_ms = window_ms
-        self.windows: CustomerWindows[tuple[int, str]] = CustomerWindows(window_ms, lateness_ms, max_kept)
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.max_count, self.window_ms = limits.velocity_count, limits.velocity_window_ms
+        self.windows: CustomerWindows[tuple[int, str]] = CustomerWindows(
+            self.window_ms, limits.lateness_ms, limits.max_kept
+        )
 
     def observe(self, tx: TransactionLike) -> Alert | None:
         """Add `tx` to its customer's window; return the alert it raises, if any."""

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from dashboard.core.settings import Settings
 from dashboard.core.timeunits import DAY_MS
-from dashboard.fraud import FraudDetector
+from dashboard.fraud import FraudDetector, Limits
 from dashboard.ingest.transform import observe
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ class PartitionDetectors:
         self.settings = settings
         self.make = make or (
             lambda: FraudDetector(
-                min_history=settings.fraud_min_history,
-                # A customer unseen for the lookback is forgotten: a replay after a restart would not see them either.
-                amount_idle_ms=int(settings.fraud_lookback_days * DAY_MS),
-                max_customers=settings.fraud_max_customers,
+                Limits(
+                    min_history=settings.fraud_min_history,
+                    # A customer unseen for the lookback is forgotten: a replay after a restart would not see them.
+                    amount_idle_ms=int(settings.fraud_lookback_days * DAY_MS),
+                    max_customers=settings.fraud_max_customers,
+                )
             )
         )
         self.by_partition: dict[int, FraudDetector] = {}

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, cast
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from dashboard.core.settings import Settings
+from dashboard.core.tally import Tally
 from dashboard.ingest.replay import PartitionDetectors
 from dashboard.ingest.transform import transform
 from dashboard.kafka.admin import ensure_topics, pipeline_topics
@@ -140,23 +141,14 @@ def bounded_call(
 
 
 @dataclass
-class Counts:
-    """What was processed: messages, invalid ones, records written, by error code."""
+class Counts(Tally):
+    """What was processed: messages, invalid ones, records written, by error code (`merge` adds them up)."""
 
     messages: int = 0
     invalid: int = 0
     records: int = 0
     alerts: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
-
-    def merge(self, other: Counts) -> None:
-        """Add `other`'s counts to these."""
-        self.messages += other.messages
-        self.invalid += other.invalid
-        self.records += other.records
-        self.alerts += other.alerts
-        for code, count in other.by_code.items():
-            self.by_code[code] = self.by_code.get(code, 0) + count
 
 
 @dataclass

@@ -22,6 +22,7 @@ import heapq
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from dashboard.core.rollup import (
     ENUM_CODES,
@@ -43,6 +44,18 @@ MAX_ID_CHARS = 200
 _ERROR_INDEX = {code: i for i, code in enumerate(ERROR_CODES)}
 _CATEGORY, _METHOD = ENUM_CODES["merchant_category"], ENUM_CODES["payment_method"]
 _STATUS, _CTYPE = ENUM_CODES["status"], ENUM_CODES["commission_type"]
+_K = TypeVar("_K")
+
+
+def _accumulate(table: dict[_K, list[float]], key: _K, amount: float, commission: float) -> None:
+    """Count one transaction in `table[key]`: [count, amount, commission] sums."""
+    sums = table.get(key)
+    if sums is None:
+        table[key] = [1, amount, commission]
+    else:
+        sums[0] += 1
+        sums[1] += amount
+        sums[2] += commission
 
 
 class _Run:
@@ -175,21 +188,8 @@ class MinuteAggregator:
         cell = (
             ((((cat << 3) | _METHOD.get(method or "", 0)) << 2 | _STATUS.get(status or "", 0)) << 2 | ct) << 1
         ) | valid
-        sums = run.cube.get(cell)
-        if sums is None:
-            run.cube[cell] = [1, a, c]
-        else:
-            sums[0] += 1
-            sums[1] += a
-            sums[2] += c
-        key = ((merchant or "")[:MAX_ID_CHARS], cat, ct)
-        sums = run.merchants.get(key)
-        if sums is None:
-            run.merchants[key] = [1, a, c]
-        else:
-            sums[0] += 1
-            sums[1] += a
-            sums[2] += c
+        _accumulate(run.cube, cell, a, c)
+        _accumulate(run.merchants, ((merchant or "")[:MAX_ID_CHARS], cat, ct), a, c)
 
     def flush(self) -> list[tuple[bytes, bytes, int]]:
         """Return (key, value, timestamp ms) of every run changed since the last flush; close runs beyond max_open.

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import numpy as np
+from msgspec.structs import astuple
 
-from dashboard.core.validation import DEFAULT_SKEW_MS, internal_error, judge
+from dashboard.core.validation import DEFAULT_SKEW_MS, PlainTransaction, Transaction, internal_error, judge
 from dashboard.store.buffer import CATEGORICAL, NUMERIC, Batch, mask_of
 
 
@@ -28,6 +31,39 @@ class RawMessage:
 
 _NAN = math.nan
 _FLOAT_COLS = ("amount", "commission_amount", "vat_amount", "total_amount")
+#: A row's fields: a fast-path transaction's own, in its order, as `astuple` gives them in C.
+_ROW = PlainTransaction.__struct_fields__
+_WIDTH = len(_ROW)
+_AT = {name: i for i, name in enumerate(_ROW)}
+#: The columns read straight from a row field (the rest: lat, lng, device_os, the message's own fields).
+_DIRECT = {
+    "ts_ms": "timestamp_ms",
+    **{name: name for name in (*_FLOAT_COLS, "risk_level", "transaction_id")},
+    **{name: name for name in CATEGORICAL if name != "device_os"},
+}
+_MESSAGE_FIELDS = {name: attrgetter(name) for name in ("kafka_ts_ms", "partition", "offset")}
+_VALUE = attrgetter("value")
+#: What stands in a number the full check could not decode.
+_MISSING = {"timestamp_ms": -1, "risk_level": 0, **dict.fromkeys(_FLOAT_COLS, _NAN)}
+
+
+class _Point(NamedTuple):
+    lat: float
+    lng: float
+
+
+class _Device(NamedTuple):
+    os: str | None
+
+
+def _off_path_row(full: Transaction | None) -> tuple[object, ...]:
+    """The row of a message off the fast path: what the full check decoded (`full`), missing numbers _MISSING."""
+    found = {name: getattr(full, name, None) for name in _ROW}
+    row = [_MISSING.get(name) if value is None else value for name, value in found.items()]
+    lat, lng = (None, None) if full is None else (full.lat, full.lng)
+    row[_AT["location"]] = _Point(_NAN if lat is None else lat, _NAN if lng is None else lng)
+    row[_AT["device_info"]] = _Device(None if full is None else full.device_os)
+    return tuple(row)
 
 
 def to_batch(messages: Iterable[RawMessage], skew_ms: int = DEFAULT_SKEW_MS) -> Batch:
@@ -39,87 +75,32 @@ def to_batch(messages: Iterable[RawMessage], skew_ms: int = DEFAULT_SKEW_MS) -> 
     (not UTF-8, not JSON, not an object) still get a row (ids and strings
     empty, numbers NaN, error bit ERR_SCHEMA), so counts equal what Kafka
     holds and the invalid share on screen is honest. Never raises.
+
+    Rows go one after another into one flat list (`astuple` in C for the fast
+    path); each column is then a slice of it.
     """
-    num: dict[str, list[float | int]] = {name: [] for name in NUMERIC}
-    strs: dict[str, list[str | None]] = {name: [] for name in CATEGORICAL}
-    ids: list[str | None] = []
-    raw: list[bytes | None] = []
-    judged = judge
-    ts_col, amount_col, commission_col = num["ts_ms"], num["amount"], num["commission_amount"]
-    vat_col, total_col, risk_col, lat_col, lng_col = (
-        num["vat_amount"],
-        num["total_amount"],
-        num["risk_level"],
-        num["lat"],
-        num["lng"],
-    )
-    mask_col = num["error_mask"]
-    merchant, customer, category, method = (
-        strs["merchant_id"],
-        strs["customer_id"],
-        strs["merchant_category"],
-        strs["payment_method"],
-    )
-    status, ctype, custtype, device_os, failure = (
-        strs["status"],
-        strs["commission_type"],
-        strs["customer_type"],
-        strs["device_os"],
-        strs["failure_reason"],
-    )
+    messages = list(messages)
+    flat: list[Any] = []
+    masks: list[int] = []
+    extend, judged = flat.extend, judge
     for m in messages:
-        value = m.value
-        raw.append(value)
-        num["kafka_ts_ms"].append(m.kafka_ts_ms)
-        num["partition"].append(m.partition)
-        num["offset"].append(m.offset)
-        tx, checked = judged(value, m.kafka_ts_ms, skew_ms)
+        tx, checked = judged(m.value, m.kafka_ts_ms, skew_ms)
         if tx is not None:
-            ids.append(tx.transaction_id)
-            ts_col.append(tx.timestamp_ms)
-            amount_col.append(tx.amount)
-            commission_col.append(tx.commission_amount)
-            vat_col.append(tx.vat_amount)
-            total_col.append(tx.total_amount)
-            risk_col.append(tx.risk_level)
-            loc = tx.location
-            lat_col.append(loc.lat if loc is not None else _NAN)
-            lng_col.append(loc.lng if loc is not None else _NAN)
-            mask_col.append(0)
-            merchant.append(tx.merchant_id)
-            customer.append(tx.customer_id)
-            category.append(tx.merchant_category)
-            method.append(tx.payment_method)
-            status.append(tx.status)
-            ctype.append(tx.commission_type)
-            custtype.append(tx.customer_type)
-            dev = tx.device_info
-            device_os.append(dev.os if dev is not None else None)
-            failure.append(tx.failure_reason)
+            extend(astuple(tx))
+            masks.append(0)
             continue
         # Slow path: the full judgement, with whatever could be decoded.
         if checked is None:  # pragma: no cover - judge returns one of the two
-            checked = internal_error(AssertionError("judge returned nothing"), value)
-        full = checked.transaction
-        num["error_mask"].append(mask_of(checked.codes))
-        if full is None:
-            ids.append(None)
-            num["ts_ms"].append(-1)
-            for name in (*_FLOAT_COLS, "lat", "lng"):
-                num[name].append(_NAN)
-            num["risk_level"].append(0)
-            for name in CATEGORICAL:
-                strs[name].append(None)
-            continue
-        ids.append(full.transaction_id)
-        num["ts_ms"].append(full.timestamp_ms if full.timestamp_ms is not None else -1)
-        for name in _FLOAT_COLS:
-            v = getattr(full, name)
-            num[name].append(_NAN if v is None else v)
-        num["risk_level"].append(full.risk_level or 0)
-        num["lat"].append(_NAN if full.lat is None else full.lat)
-        num["lng"].append(_NAN if full.lng is None else full.lng)
-        for name in CATEGORICAL:
-            strs[name].append(getattr(full, name))
-    numeric = {name: np.asarray(values, dtype=NUMERIC[name]) for name, values in num.items()}
-    return Batch(numeric=numeric, strings=strs, ids=ids, raw=raw)
+            checked = internal_error(AssertionError("judge returned nothing"), m.value)
+        extend(_off_path_row(checked.transaction))
+        masks.append(mask_of(checked.codes))
+    columns: dict[str, Any] = {name: flat[_AT[field] :: _WIDTH] for name, field in _DIRECT.items()}
+    locations = flat[_AT["location"] :: _WIDTH]
+    columns["lat"] = [_NAN if p is None else p.lat for p in locations]
+    columns["lng"] = [_NAN if p is None else p.lng for p in locations]
+    columns["device_os"] = [None if d is None else d.os for d in flat[_AT["device_info"] :: _WIDTH]]
+    columns["error_mask"] = masks
+    columns |= {name: list(map(get, messages)) for name, get in _MESSAGE_FIELDS.items()}
+    numeric = {name: np.asarray(columns[name], dtype=dtype) for name, dtype in NUMERIC.items()}
+    strings = {name: columns[name] for name in CATEGORICAL}
+    return Batch(numeric=numeric, strings=strings, ids=columns["transaction_id"], raw=list(map(_VALUE, messages)))

@@ -7,6 +7,7 @@ never through markdown or HTML.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import altair as alt
@@ -14,9 +15,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboard.ui.format import format_share
+from dashboard.ui.format import format_compact, format_share
 from dashboard.views.message import message_view
-from dashboard.views.transactions import APPROVAL_LEVELS, INVALID_LEVELS, Level, level
+from dashboard.views.transactions import APPROVAL_LEVELS, INVALID_LEVELS, Counters, Level, level
 
 LEVEL_COLOUR: dict[str, Literal["green", "orange", "red", "gray"]] = {
     "green": "green",
@@ -91,6 +92,35 @@ def share_counter(label: str, value: float | None) -> None:
     """Show one of SHARE_COUNTERS: the share as a percentage, its level and its help."""
     levels, help = SHARE_COUNTERS[label]
     metric(label, format_share(value), level(value, *levels), help=help)
+
+
+Headline = Literal["transactions", "per_minute", "total", "average", "approval", "invalid"]
+#: How each headline counter of `views.transactions.Counters` is shown: label, value, level and help.
+HEADLINES: dict[Headline, Callable[[Counters], None]] = {
+    "transactions": lambda c: metric("Transactions", f"{c.transactions:,}"),
+    "per_minute": lambda c: metric(
+        "Per minute", f"{c.per_minute:,.1f}", help="Transactions in the window per minute covered."
+    ),
+    "total": lambda c: metric(
+        "Total (IRR)",
+        format_compact(c.total_amount),
+        help=f"{c.total_amount:,.0f} IRR. Valid transactions only (an invalid one's amount is not trusted).",
+    ),
+    "average": lambda c: metric(
+        "Average (IRR)",
+        "—" if c.average_amount is None else f"{c.average_amount:,.0f}",
+        help="Average amount of the valid transactions.",
+    ),
+    "approval": lambda c: share_counter("Approval rate", c.approval_rate),
+    "invalid": lambda c: share_counter("Invalid share", c.invalid_share),
+}
+
+
+def headlines(counters: Counters, shown: Sequence[Headline]) -> None:
+    """Show the `shown` headline counters of `counters` side by side, one column each, in that order."""
+    for column, name in zip(st.columns(len(shown)), shown, strict=True):
+        with column:
+            HEADLINES[name](counters)
 
 
 #: Check every chart's Vega-Lite spec against the schema on each render (the test suite sets it).

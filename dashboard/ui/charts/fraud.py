@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.core.schema import FRAUD_RULES
-from dashboard.ui.charts.axes import time_axis
+from dashboard.ui.charts.overtime import legend_top, over_time
 from dashboard.views.fraud import CITIES
 
 RULE_COLOURS = alt.Scale(domain=list(FRAUD_RULES), range=["#e45756", "#f58518", "#b279a2"])
@@ -18,17 +18,9 @@ RULE_COLOURS = alt.Scale(domain=list(FRAUD_RULES), range=["#e45756", "#f58518", 
 
 def alerts_chart(series: pd.DataFrame) -> alt.Chart:
     """Stacked bars of alerts per rule over time."""
-    return (
-        alt.Chart(series, title="Alerts per minute by rule")
-        .mark_bar()
-        .encode(
-            x=alt.X("time:T", axis=time_axis(series["time"])),
-            y=alt.Y("alerts:Q", title="alerts", stack=True),
-            color=alt.Color("rule:N", scale=RULE_COLOURS, legend=alt.Legend(orient="top", title=None)),
-            tooltip=["time:T", "rule:N", "alerts:Q"],
-        )
-        .properties(height=220)
-    )
+    y = alt.Y("alerts:Q", title="alerts", stack=True)
+    tips = [alt.Tooltip("rule:N"), alt.Tooltip("alerts:Q")]
+    return over_time(series, "Alerts per minute by rule", y, tips, color=legend_top("rule:N", RULE_COLOURS), height=220)
 
 
 def geo_chart(points: pd.DataFrame, height: int = 360) -> alt.Chart:

@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.core.schema import COMMISSION_TYPES
-from dashboard.ui.charts.axes import time_axis
+from dashboard.ui.charts.overtime import legend_top, over_time
 from dashboard.ui.charts.transactions import IRR
 from dashboard.views.transactions import MISSING
 from dashboard.views.volume import WEEKDAYS
@@ -33,26 +33,14 @@ def _present(values: pd.Series) -> list[str]:
 
 def commission_chart(series: pd.DataFrame) -> alt.Chart:
     """Stacked bars of commission per minute by commission type (from `commissions.per_minute_by_type`)."""
-    return (
-        alt.Chart(series, title="Commission per minute by commission type")
-        .mark_bar()
-        .encode(
-            x=alt.X("time:T", axis=time_axis(series["time"])),
-            y=alt.Y("per_minute:Q", stack="zero", title="IRR per minute"),
-            color=alt.Color(
-                "commission_type:N",
-                scale=TYPE_COLOURS,
-                legend=alt.Legend(title=None, orient="top", values=_present(series["commission_type"])),
-            ),
-            tooltip=[
-                alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("commission_type:N", title="type"),
-                alt.Tooltip("commission:Q", format=IRR, title="commission (IRR)"),
-                alt.Tooltip("per_minute:Q", format=IRR, title="per minute (IRR)"),
-            ],
-        )
-        .properties(height=260)
-    )
+    tips = [
+        alt.Tooltip("commission_type:N", title="type"),
+        alt.Tooltip("commission:Q", format=IRR, title="commission (IRR)"),
+        alt.Tooltip("per_minute:Q", format=IRR, title="per minute (IRR)"),
+    ]
+    colour = legend_top("commission_type:N", TYPE_COLOURS, _present(series["commission_type"]))
+    y = alt.Y("per_minute:Q", stack="zero", title="IRR per minute")
+    return over_time(series, "Commission per minute by commission type", y, tips, color=colour)
 
 
 def what_if_chart(long: pd.DataFrame) -> alt.Chart:
@@ -91,36 +79,17 @@ def histogram_chart(table: pd.DataFrame) -> alt.Chart:
 
 def active_chart(series: pd.DataFrame, title: str) -> alt.Chart:
     """Bars of distinct customers per bin (from `customers.active`)."""
-    return (
-        alt.Chart(series, title=title)
-        .mark_bar(color=BAR)
-        .encode(
-            x=alt.X("time:T", axis=time_axis(series["time"])),
-            y=alt.Y("customers:Q", title="customers"),
-            tooltip=[alt.Tooltip("time:T", title="from", format="%Y-%m-%d %H:%M"), alt.Tooltip("customers:Q")],
-        )
-        .properties(height=240)
-    )
+    customers = alt.Y("customers:Q", title="customers")
+    return over_time(series, title, customers, [alt.Tooltip("customers:Q")], height=240, style={"color": BAR})
 
 
 def new_returning_chart(series: pd.DataFrame) -> alt.Chart:
     """Stacked bars of active customers per hour, new and returning (from `customers.new_and_returning`)."""
-    return (
-        alt.Chart(series, title="Active customers per hour: new and returning")
-        .mark_bar()
-        .encode(
-            x=alt.X("time:T", axis=time_axis(series["time"])),
-            y=alt.Y("customers:Q", stack="zero", title="customers"),
-            color=alt.Color("kind:N", scale=KIND_COLOURS, legend=alt.Legend(title=None, orient="top")),
-            order=alt.Order("kind:N", sort="descending"),
-            tooltip=[
-                alt.Tooltip("time:T", title="hour from", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("kind:N"),
-                alt.Tooltip("customers:Q", format=","),
-            ],
-        )
-        .properties(height=260)
-    )
+    y = alt.Y("customers:Q", stack="zero", title="customers")
+    tips = [alt.Tooltip("kind:N"), alt.Tooltip("customers:Q", format=",")]
+    title = "Active customers per hour: new and returning"
+    colour = legend_top("kind:N", KIND_COLOURS)
+    return over_time(series, title, y, tips, color=colour, stack_order="kind:N", bin_title="hour from")
 
 
 def peaks_chart(series: pd.DataFrame, title: str, time_format: str) -> alt.Chart:
@@ -128,21 +97,10 @@ def peaks_chart(series: pd.DataFrame, title: str, time_format: str) -> alt.Chart
 
     One layer only: a second layer of labels would double the render cost.
     """
-    return (
-        alt.Chart(series, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("time:T", axis=time_axis(series["time"])),
-            y=alt.Y("count:Q", title="transactions"),
-            color=alt.Color("peak:N", scale=PEAK_COLOURS, legend=None),
-            tooltip=[
-                alt.Tooltip("time:T", title="from", format=time_format),
-                alt.Tooltip("count:Q", format=","),
-                alt.Tooltip("peak:N"),
-            ],
-        )
-        .properties(height=240)
-    )
+    tips = [alt.Tooltip("count:Q", format=","), alt.Tooltip("peak:N")]
+    colour = alt.Color("peak:N", scale=PEAK_COLOURS, legend=None)
+    y = alt.Y("count:Q", title="transactions")
+    return over_time(series, title, y, tips, color=colour, height=240, bin_format=time_format)
 
 
 def heatmap_chart(table: pd.DataFrame) -> alt.Chart:

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
-from dashboard.feed.status import FeedStatus, RateWindow
+from dashboard.feed.status import FeedStatus, Pipeline, RateWindow
 from dashboard.kafka.broker_state import BrokerState
 from dashboard.store.decode import RawMessage, to_batch
 from tests.feed_events import event
@@ -100,11 +100,13 @@ def test_refused_kafka_settings_are_a_down_state_with_the_reason() -> None:
     assert h.last_error == h.config_error and h.last_error_at == 100.0
 
 
-def test_cluster_figures_from_the_probe() -> None:
+def test_pipeline_figures_from_the_probe() -> None:
     status = FeedStatus("kafka:9092", "tx", stale_seconds=10)
-    assert (status.health(1.0, False).brokers, status.health(1.0, False).cluster_problem) == (None, None)
-    status.cluster(2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
     h = status.health(1.0, False)
+    assert (h.ingest_lag, h.error_records, h.brokers, h.cluster_problem) == (None, None, None, None)
+    status.pipeline(Pipeline(40, 6, 2, "TOPIC_REPLICATION_FACTOR=3 cannot be met"))
+    h = status.health(1.0, False)
+    assert (h.ingest_lag, h.error_records) == (40, 6)
     assert (h.brokers, h.cluster_problem) == (2, "TOPIC_REPLICATION_FACTOR=3 cannot be met")
 
 

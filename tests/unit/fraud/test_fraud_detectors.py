@@ -22,6 +22,7 @@ from dashboard.fraud import (
     FraudDetector,
     FraudInput,
     GeoDetector,
+    Limits,
     TransactionLike,
     VelocityDetector,
     detector_input,
@@ -141,7 +142,7 @@ def test_a_too_late_event_still_counts_for_amounts() -> None:
 
 def test_velocity_needs_more_kept_than_counted() -> None:
     with pytest.raises(ValueError, match="max_kept"):
-        VelocityDetector(max_count=5, max_kept=5)
+        Limits(velocity_count=5, max_kept=5)
 
 
 # --- geographical impossibility -------------------------------------------------------------------
@@ -186,7 +187,7 @@ def test_geo_late_event_pairs_with_a_newer_one() -> None:
 @pytest.mark.parametrize(("late_s", "alerts"), [(0.0, 0), (0.001, 1)])
 def test_geo_window_edge_holds_for_late_events_too(late_s: float, alerts: int) -> None:
     """With a lateness above the window, a late event exactly 5 minutes before a newer one is no pair."""
-    geo = GeoDetector(lateness_ms=400_000)
+    geo = GeoDetector(Limits(lateness_ms=400_000))
     assert len(feed(geo, [tx(300, point=ISFAHAN), tx(late_s)])) == alerts
 
 
@@ -255,7 +256,7 @@ def test_zero_average_alerts_with_no_ratio() -> None:
 @pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
 def test_amount_averages_are_evicted_after_the_idle_time_at_its_edge(detector: type) -> None:
     """A customer unseen for more than idle_ms of event time is forgotten; exactly idle_ms is kept."""
-    d = detector(amount_idle_ms=60_000) if detector is FraudDetector else detector(idle_ms=60_000)
+    d = detector(Limits(amount_idle_ms=60_000))
     amount = d.amount if isinstance(d, FraudDetector) else d
     feed(d, [tx(0, customer="old", amount=100), tx(1, customer="other", amount=100)])
     feed(d, [tx(60, customer="new", amount=100)])  # "old" idle exactly 60 s: kept
@@ -269,7 +270,7 @@ def test_amount_averages_are_evicted_after_the_idle_time_at_its_edge(detector: t
 
 @pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
 def test_amount_averages_are_bounded_least_recently_seen_first(detector: type) -> None:
-    d = detector(max_customers=3)
+    d = detector(Limits(max_customers=3))
     amount = d.amount if isinstance(d, FraudDetector) else d
     feed(d, [tx(i, customer=f"c{i}", amount=100) for i in range(3)])
     feed(d, [tx(3, customer="c0", amount=100)])  # c0 seen again: c1 is now the least recently seen
@@ -281,7 +282,7 @@ def test_amount_averages_are_bounded_least_recently_seen_first(detector: type) -
 
 def test_amount_needs_a_history_of_at_least_one() -> None:
     with pytest.raises(ValueError, match="min_history"):
-        AmountDetector(min_history=0)
+        Limits(min_history=0)
 
 
 # --- combined detector, state, determinism --------------------------------------------------------
@@ -381,13 +382,8 @@ def test_fraud_detector_raises_exactly_the_alerts_of_the_single_rule_detectors(
     the bounds of FraudDetector's docstring: no event more than lateness_ms
     older than one before it, no flood that mixes in events without coordinates.)
     """
-    detector = FraudDetector(**params)
-    v, g, a = detector.velocity, detector.geo, detector.amount
-    rules = (
-        VelocityDetector(v.max_count, v.window_ms, v.windows.lateness_ms, v.windows.max_kept),
-        GeoDetector(g.max_km, g.window_ms, g.windows.lateness_ms, g.windows.max_kept),
-        AmountDetector(a.ratio, a.min_history),
-    )
+    detector = FraudDetector(Limits(**params))
+    rules = (VelocityDetector(detector.limits), GeoDetector(detector.limits), AmountDetector(detector.limits))
     lateness = int(params.get("lateness_ms", 60_000))
     raised: dict[str, int] = defaultdict(int)
     for event in located_stream(7, 6000, lateness, unlocated):
