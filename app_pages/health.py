@@ -30,7 +30,8 @@ def panel() -> None:
             with col:
                 widgets.metric(figure.label, figure.value, figure.level, help=figure.note or None)
 
-    if (history_feed := live.history_status(ctx.source)) is not None:
+    # A desk's detail: the wall's Health page fits one screen without it (the Volume page says it too).
+    if not ctx.display.kiosk and (history_feed := live.history_status(ctx.source)) is not None:
         st.caption("History feed: " + history_feed)
 
     invalid = health.invalid_by_code(report)
