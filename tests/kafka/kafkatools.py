@@ -16,6 +16,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pipeline(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """(bootstrap servers, transactions topic, ingest group) of a test's environment."""
+    return env["KAFKA_BOOTSTRAP_SERVERS"], env["TRANSACTIONS_TOPIC"], env["INGEST_GROUP"]
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
     """Create `topic` and wait until it has leaders."""
     admin = AdminClient({"bootstrap.servers": bootstrap})

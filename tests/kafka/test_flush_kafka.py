@@ -36,7 +36,7 @@ from dashboard.store.aggregate import MinuteAggregator
 from dashboard.store.buffer import RingBuffer
 from dashboard.store.rollups import FUTURE_MINUTES
 from tests.feed_events import event
-from tests.kafka.kafkatools import ROOT, committed_total, produce, read_all, start_module
+from tests.kafka.kafkatools import ROOT, committed_total, pipeline, produce, read_all, start_module
 
 pytestmark = pytest.mark.kafka
 
@@ -84,11 +84,7 @@ def event_minute(value: bytes | None) -> int:
 def test_flush_under_a_running_worker_leaves_only_the_new_stream_in_history_errors_and_alerts(
     kafka_env: dict[str, str], tmp_path: Path
 ) -> None:
-    bootstrap, topic, group = (
-        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka_env["TRANSACTIONS_TOPIC"],
-        kafka_env["INGEST_GROUP"],
-    )
+    bootstrap, topic, group = pipeline(kafka_env)
     settings = Settings.from_env(kafka_env)
     pulse_history(kafka_env, 1500, seed=1)
     worker = start_module(
@@ -157,6 +153,12 @@ def aggregates(counts: list[int], merchant: str) -> list[tuple[bytes, bytes, int
     return [(key, value, ts) for key, value, ts in agg.flush()]
 
 
+def recreate(settings: Settings, topic: str) -> None:
+    """Delete `topic` and create it again: same name, new topic id (what Pulse's flush does)."""
+    delete_topics(settings, [topic])
+    ensure_topics(settings, [topic])
+
+
 def test_history_feed_follows_a_rollups_topic_recreated_under_it(kafka_env: dict[str, str]) -> None:
     settings = Settings.from_env(kafka_env)
     bootstrap, topic = settings.bootstrap_servers, settings.rollups_topic
@@ -167,8 +169,7 @@ def test_history_feed_follows_a_rollups_topic_recreated_under_it(kafka_env: dict
     try:
         wait_for("the feed reads the first topic", lambda: feed.caught_up and feed.rollups.snapshot().added == 100)
         assert "rebuilt" not in feed.status()
-        delete_topics(settings, [topic])
-        ensure_topics(settings, [topic])
+        recreate(settings, topic)
         produce(bootstrap, topic, aggregates([7, 5], "merch_new"))
         wait_for("the feed follows the new topic", lambda: feed.caught_up and feed.rollups.snapshot().added == 12)
         time.sleep(1.5)  # more than a metadata look: the totals stay those of the new topic
@@ -181,18 +182,22 @@ def test_history_feed_follows_a_rollups_topic_recreated_under_it(kafka_env: dict
         feed.stop()
 
 
-def test_transactions_feed_clears_its_buffer_when_the_topic_is_recreated(kafka_env: dict[str, str]) -> None:
+def existing(kafka_env: dict[str, str], topic_of: Callable[[Settings], str]) -> tuple[Settings, str, str, int]:
+    """(settings, bootstrap servers, the topic, now in ms), the topic created."""
     settings = Settings.from_env(kafka_env)
-    bootstrap, topic = settings.bootstrap_servers, settings.transactions_topic
+    topic = topic_of(settings)
     ensure_topics(settings, [topic])
-    now_ms = int(time.time() * 1000)
+    return settings, settings.bootstrap_servers, topic, int(time.time() * 1000)
+
+
+def test_transactions_feed_clears_its_buffer_when_the_topic_is_recreated(kafka_env: dict[str, str]) -> None:
+    settings, bootstrap, topic, now_ms = existing(kafka_env, lambda s: s.transactions_topic)
     produce(bootstrap, topic, [(b"k", event(now_ms - i), now_ms - i) for i in range(300)])
     feed = Feed(settings, RingBuffer(1000), metadata_interval=1.0)
     feed.start()
     try:
         wait_for("the feed reads the first topic", lambda: len(feed.buffer) == 300)
-        delete_topics(settings, [topic])
-        ensure_topics(settings, [topic])
+        recreate(settings, topic)
         produce(bootstrap, topic, [(b"k", event(now_ms + i), now_ms + i) for i in range(40)])
         wait_for("the buffer holds the new topic's rows only", lambda: len(feed.buffer) == 40)
         time.sleep(1.5)
@@ -203,10 +208,7 @@ def test_transactions_feed_clears_its_buffer_when_the_topic_is_recreated(kafka_e
 
 
 def test_alert_feed_clears_its_log_when_the_alert_topic_is_recreated(kafka_env: dict[str, str]) -> None:
-    settings = Settings.from_env(kafka_env)
-    bootstrap, topic = settings.bootstrap_servers, settings.fraud_topic
-    ensure_topics(settings, [topic])
-    now_ms = int(time.time() * 1000)
+    settings, bootstrap, topic, now_ms = existing(kafka_env, lambda s: s.fraud_topic)
 
     def alerts(customers: list[str]) -> list[tuple[bytes, bytes, int]]:
         made = [Alert(FRAUD_VELOCITY, c, (f"tx-{c}",), {}, now_ms) for c in customers]
@@ -218,8 +220,7 @@ def test_alert_feed_clears_its_log_when_the_alert_topic_is_recreated(kafka_env: 
     try:
         wait_for("the feed reads the first topic", lambda: len(feed.log.snapshot()) == 5)
         seen = feed.log.total
-        delete_topics(settings, [topic])
-        ensure_topics(settings, [topic])
+        recreate(settings, topic)
         produce(bootstrap, topic, alerts(["cust_new_1", "cust_new_2"]))
         wait_for(
             "the log holds the new topic's alerts only",

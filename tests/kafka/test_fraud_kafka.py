@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from dashboard.core.schema import FRAUD_AMOUNT, FRAUD_GEO, FRAUD_HEADER, FRAUD_PATTERN_HEADER, FRAUD_VELOCITY
-from tests.kafka.kafkatools import committed_total, read_all, run_module, start_module
+from tests.kafka.kafkatools import committed_total, pipeline, read_all, run_module, start_module
 
 pytestmark = pytest.mark.kafka
 
@@ -83,11 +83,7 @@ def test_worker_killed_mid_stream_yields_the_same_alerts_once(
     reference = collections.Counter(alert_key(a) for a in alerts(reference_env))
     assert reference
 
-    bootstrap, topic, group = (
-        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka_env["TRANSACTIONS_TOPIC"],
-        kafka_env["INGEST_GROUP"],
-    )
+    bootstrap, topic, group = pipeline(kafka_env)
     total = sum(1 for _ in read_all(bootstrap, topic, read_committed=False))
     txn_id = f"test-fraud-{uuid.uuid4().hex[:8]}"
     # First kill: right after the first commit. Second: one second into the restarted

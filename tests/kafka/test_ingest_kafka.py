@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from dashboard.core.schema import ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
-from tests.kafka.kafkatools import committed_total, create_topic, produce, read_all, run_module, start_module
+from tests.kafka.kafkatools import committed_total, create_topic, pipeline, produce, read_all, run_module, start_module
 
 pytestmark = pytest.mark.kafka
 
@@ -125,11 +125,7 @@ def test_error_log_holds_exactly_the_broken_rules_and_poison_is_survived(kafka_e
 
 
 def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str], tmp_path: Path) -> None:
-    bootstrap, topic, group = (
-        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka_env["TRANSACTIONS_TOPIC"],
-        kafka_env["INGEST_GROUP"],
-    )
+    bootstrap, topic, group = pipeline(kafka_env)
     create_topic(bootstrap, topic)
     messages, codes = expected_and_messages(150_000, seed=2)
     produce(bootstrap, topic, messages)
@@ -235,11 +231,7 @@ def test_until_idle_waits_until_the_group_has_drained_every_partition(
 ) -> None:
     """A partition held by another member that commits nothing keeps an idle worker running; once it leaves, the
     worker takes the partition, processes it and exits 0 with the whole topic committed."""
-    bootstrap, topic, group = (
-        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka_env["TRANSACTIONS_TOPIC"],
-        kafka_env["INGEST_GROUP"],
-    )
+    bootstrap, topic, group = pipeline(kafka_env)
     create_topic(bootstrap, topic, partitions=2)
     messages, codes = expected_and_messages(4000, seed=5)
     produce(bootstrap, topic, messages)

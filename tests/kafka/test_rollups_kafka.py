@@ -26,7 +26,7 @@ from dashboard.feed.rollups import RollupFeed
 from dashboard.store.rollups import Rollups
 from dashboard.views import history, volume
 from dashboard.views.filters import Filters
-from tests.kafka.kafkatools import committed_total, create_topic, produce, read_all, run_module, start_module
+from tests.kafka.kafkatools import committed_total, create_topic, pipeline, produce, read_all, run_module, start_module
 
 pytestmark = pytest.mark.kafka
 
@@ -91,11 +91,7 @@ def load(env: dict[str, str], expected: int) -> Rollups:
 def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restarts(
     kafka_env: dict[str, str], tmp_path: Path
 ) -> None:
-    bootstrap, topic, group = (
-        kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka_env["TRANSACTIONS_TOPIC"],
-        kafka_env["INGEST_GROUP"],
-    )
+    bootstrap, topic, group = pipeline(kafka_env)
     create_topic(bootstrap, topic)
     now_ms = int(time.time() * 1000)
     messages, truth = week_of_messages(120_000, now_ms, seed=9)
