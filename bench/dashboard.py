@@ -92,7 +92,7 @@ from streamlit.runtime.scriptrunner.script_runner import ScriptRunner  # noqa: E
 from streamlit.testing.v1 import AppTest, local_script_runner  # noqa: E402
 from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import output_topics, pipeline_env, write_section  # noqa: E402
 from dashboard.core.settings import Settings  # noqa: E402
 from dashboard.feed.status import FeedStatus, Health, Pipeline  # noqa: E402
 from dashboard.feed.transactions import BATCH_SIZE, Feed  # noqa: E402
@@ -491,23 +491,27 @@ def memory(batch: Batch) -> Memory:
 
 def pre_produce(settings: Settings, topic: str, events: int) -> None:
     """Write `events` Pulse history events (one day, seed 42) to a fresh `topic`."""
-    env = dict(os.environ)
-    env.update(
-        TRANSACTIONS_TOPIC=topic,
+    # Its own output topics: a flush also empties the outputs, and those of a stack on the same broker must stay.
+    env = pipeline_env(
+        settings.bootstrap_servers,
+        topic,
+        f"pulse-{uuid.uuid4().hex[:8]}",
         HISTORY_EVENTS=str(events),
         HISTORY_DAYS="1",
         SEED=str(SEED),
         EVENT_INIT_MODE="flush",
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard.pulse", "--history-only"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dashboard.pulse", "--history-only"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        delete_topics(settings, output_topics(env))
     if done.returncode != 0:
         raise RuntimeError(f"pulse failed ({done.returncode}):\n{done.stderr[-3000:]}")
 

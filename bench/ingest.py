@@ -67,7 +67,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import write_section  # noqa: E402
+from bench.report import output_topics, pipeline_env, write_section  # noqa: E402
 from dashboard.core.settings import Settings  # noqa: E402
 from dashboard.core.validation import parse_timestamp  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
@@ -82,18 +82,22 @@ def load_average() -> str:
 
 def pre_produce(settings: Settings, topic: str, events: int, invalid_rate: float, partitions: int) -> None:
     """Produce `events` Pulse events (default FRAUD_RATE) to a new `topic` of `partitions` partitions."""
-    env = dict(os.environ)
-    env.pop("FRAUD_RATE", None)  # Pulse's default
-    env.update(
-        TRANSACTIONS_TOPIC=topic,
+    # Its own output topics: a flush also empties the outputs, and those of a stack on the same broker must stay.
+    env = pipeline_env(
+        settings.bootstrap_servers,
+        topic,
+        f"pulse-{uuid.uuid4().hex[:8]}",
         HISTORY_EVENTS=str(events),
         INVALID_RATE=str(invalid_rate),
         SEED="42",
         EVENT_INIT_MODE="flush",
         TOPIC_PARTITIONS=str(partitions),
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
     )
-    subprocess.run([sys.executable, "-m", "dashboard.pulse", "--history-only"], env=env, cwd=ROOT, check=True)
+    env.pop("FRAUD_RATE", None)  # Pulse's default
+    try:
+        subprocess.run([sys.executable, "-m", "dashboard.pulse", "--history-only"], env=env, cwd=ROOT, check=True)
+    finally:
+        delete_topics(settings, output_topics(env))
 
 
 # -- ceiling variants -----------------------------------------------------------
@@ -159,16 +163,8 @@ def worker(
     settings: Settings, topic: str, total: int, processes: int = 1, fraud: bool = True, root: Path = ROOT
 ) -> float:
     """Messages/s of `python -m dashboard.ingest` (of the checkout at `root`), from its first commit to its last."""
-    run_id = uuid.uuid4().hex[:8]
-    group = f"bench-ingest-{run_id}"
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        TRANSACTIONS_TOPIC=topic,
-        ERROR_TOPIC=f"{topic}.errors-{run_id}",
-        FRAUD_TOPIC=f"{topic}.fraud-{run_id}",
-        INGEST_GROUP=group,
-    )
+    env = pipeline_env(settings.bootstrap_servers, topic, f"ingest-{uuid.uuid4().hex[:8]}")
+    group = env["INGEST_GROUP"]
     cmd = [sys.executable, "-m", "dashboard.ingest", "--until-idle", "1"]
     if root == ROOT or processes != 1:  # a baseline checkout from before --processes runs one process
         cmd += ["--processes", str(processes)]
@@ -199,7 +195,7 @@ def worker(
         if proc.poll() is None:
             proc.kill()
         watcher.close()
-        delete_topics(settings, [env["ERROR_TOPIC"], env["FRAUD_TOPIC"]])
+        delete_topics(settings, output_topics(env))
 
 
 class NotebookTransactionEvent:
@@ -281,13 +277,15 @@ from dashboard.ingest.worker import IngestWorker
 from dashboard.kafka.admin import delete_topics
 logging.basicConfig(level=logging.WARNING)
 topic = sys.argv[2]
-s = replace(Settings.from_env(), transactions_topic=topic, error_topic=topic + ".errors",
-            fraud_topic=topic + ".fraud", ingest_group="bench-" + uuid.uuid4().hex[:8])
+s = Settings.from_env()
+own = {"rollups_topic": topic + ".rollups"} if hasattr(s, "rollups_topic") else {}  # a baseline may predate it
+s = replace(s, transactions_topic=topic, error_topic=topic + ".errors",
+            fraud_topic=topic + ".fraud", ingest_group="bench-" + uuid.uuid4().hex[:8], **own)
 import time
 cpu = time.process_time()
 stats = IngestWorker(s, until_idle=2.0).run()
 cpu = time.process_time() - cpu  # every thread of the worker's process: Python and librdkafka's
-delete_topics(s, [s.error_topic, s.fraud_topic])
+delete_topics(s, [s.error_topic, s.fraud_topic, *own.values()])
 print(json.dumps({"rate": stats.rate(), "messages": stats.messages, "cpu_rate": stats.messages / cpu}))
 """
 

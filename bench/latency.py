@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import socket
 import statistics
@@ -51,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import load_average  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import output_topics, pipeline_env, write_section  # noqa: E402
 from dashboard.core.settings import Settings  # noqa: E402
 from dashboard.kafka.admin import delete_topics, ensure_topics  # noqa: E402
 from dashboard.pulse.events import Streams, history, make_factory  # noqa: E402
@@ -180,16 +179,7 @@ def main() -> int:
     base = Settings.from_env()
     run = uuid.uuid4().hex[:8]
     topic = f"bench.latency.{run}"
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=base.bootstrap_servers,
-        TRANSACTIONS_TOPIC=topic,
-        ERROR_TOPIC=f"{topic}.errors",
-        FRAUD_TOPIC=f"{topic}.fraud",
-        INGEST_GROUP=f"bench-latency-{run}",
-        EVENT_INIT_MODE="skip",
-        HISTORY_EVENTS="0",
-    )
+    env = pipeline_env(base.bootstrap_servers, topic, f"latency-{run}", EVENT_INIT_MODE="skip", HISTORY_EVENTS="0")
     env.pop("REFRESH_SECONDS", None)  # the default refresh
     settings = Settings.from_env(env)
     ensure_topics(settings, [topic, settings.error_topic, settings.fraud_topic])
@@ -246,7 +236,7 @@ def main() -> int:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        delete_topics(base, [topic, settings.error_topic, settings.fraud_topic])
+        delete_topics(base, [topic, *output_topics(env)])
     visible = [seen[t] / 1000 - s for t, s in sent.items() if t in seen]
     errors = [watch.seen[t] - sent[t] for t in invalid if t in watch.seen]
     lines = ["| path | events | seen | p50 s | p95 s | max s | goal (p95) |", "|---|---|---|---|---|---|---|"]

@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import pipeline_env  # noqa: E402
+
 STEP_MS = 10  # event time between messages
 
 
@@ -104,14 +106,10 @@ def main() -> None:
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
     tag = uuid.uuid4().hex[:8]
-    env = dict(
-        os.environ,
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        TRANSACTIONS_TOPIC=f"soak.transactions.{tag}",
-        ERROR_TOPIC=f"soak.error_logs.{tag}",
-        FRAUD_TOPIC=f"soak.fraud_alerts.{tag}",
-        ROLLUPS_TOPIC=f"soak.rollups.{tag}",
-        INGEST_GROUP=f"soak.ingest.{tag}",
+    env = pipeline_env(
+        bootstrap,
+        f"soak.transactions.{tag}",
+        tag,
         BUFFER_CAPACITY=str(args.capacity),
         FRAUD_MAX_CUSTOMERS="50000",
         PYTHONPATH=str(ROOT),

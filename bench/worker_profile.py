@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import load_average, pre_produce  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import output_topics, pipeline_env, write_section  # noqa: E402
 from dashboard.core.settings import Settings  # noqa: E402
 from dashboard.kafka.admin import delete_topics  # noqa: E402
 
@@ -80,14 +79,7 @@ def main() -> int:
     topic = f"bench.profile.{uuid.uuid4().hex[:8]}"
     run_id = uuid.uuid4().hex[:8]
     pre_produce(settings, topic, args.events, args.invalid_rate, 6)
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        TRANSACTIONS_TOPIC=topic,
-        ERROR_TOPIC=f"{topic}.errors",
-        FRAUD_TOPIC=f"{topic}.fraud",
-        INGEST_GROUP=f"bench-profile-{run_id}",
-    )
+    env = pipeline_env(settings.bootstrap_servers, topic, f"profile-{run_id}")
     load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "profile.txt"
@@ -96,7 +88,7 @@ def main() -> int:
         try:
             subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
         finally:
-            delete_topics(settings, [topic, env["ERROR_TOPIC"], env["FRAUD_TOPIC"]])
+            delete_topics(settings, [topic, *output_topics(env)])
         samples, selfs, totals = aggregate(out.read_text())
     rows = [f"| {name} | {n / samples:.1%} | {totals[name] / samples:.1%} |" for name, n in selfs.most_common(args.top)]
     table = "| function (self time order) | self | total |\n|---|---|---|\n" + "\n".join(rows)
