@@ -502,7 +502,7 @@ def replay(messages: list[Message]) -> tuple[list[Alert], dict[str, FraudLabel]]
         if m.fraud is not None:
             assert transaction.transaction_id is not None
             labels[transaction.transaction_id] = m.fraud
-        alerts.extend(detector.observe(transaction))
+        alerts.extend(detector.observe_plain(plain) if plain is not None else detector.observe(transaction))
     return alerts, labels
 
 
