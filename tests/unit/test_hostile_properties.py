@@ -167,7 +167,7 @@ def test_the_issues_poison_messages_are_judged() -> None:
 
 def test_an_unexpected_exception_becomes_one_schema_record_and_processing_goes_on() -> None:
     class Broken(FraudDetector):
-        def observe(self, tx: object) -> list:  # type: ignore[override]
+        def observe_fields(self, *fields: object) -> list:  # type: ignore[override]
             raise ZeroDivisionError("a bug in a rule")
 
     out = transform(Broken(), orjson.dumps(event()), TOPIC, 2, 41, NOW_MS, SKEW)

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dashboard.core.schema import ENUM_FIELDS, ERR_AMOUNT, ERR_DEVICE, ERR_SCHEMA, ERR_TIME
 from dashboard.core.validation import (
@@ -286,3 +288,14 @@ def test_fast_path_enums_are_the_schema_enums() -> None:
 def test_fast_path_carries_the_parsed_timestamp() -> None:
     tx = decode_plain(orjson.dumps(event(timestamp_ms=5)), INGEST_MS)
     assert tx is not None and tx.timestamp_ms == parse_timestamp("2025-04-26T12:19:10.304293Z")
+
+
+@given(st.integers(min_value=-(10**20), max_value=10**20))
+def test_ms_to_iso_is_the_exact_utc_time_or_none_beyond_the_calendar(ms: int) -> None:
+    try:
+        expected: str | None = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat(
+            timespec="milliseconds"
+        )
+    except OverflowError:
+        expected = None
+    assert ms_to_iso(ms) == (expected.replace("+00:00", "Z") if expected else None)

@@ -256,16 +256,20 @@ def test_zero_average_alerts_with_no_ratio() -> None:
 
 @pytest.mark.parametrize("detector", [AmountDetector, FraudDetector], ids=["amount", "combined"])
 def test_amount_averages_are_evicted_after_the_idle_time_at_its_edge(detector: type) -> None:
-    """A customer unseen for more than idle_ms of event time is forgotten; exactly idle_ms is kept."""
+    """A customer unseen for more than idle_ms of event time is forgotten at the next look (looks are at most
+    once per EVICT_EVERY_MS of event time); exactly idle_ms is kept."""
+    assert EVICT_EVERY_MS == 60_000  # the times below are chosen for looks a minute apart
     d = detector(Limits(amount_idle_ms=60_000))
     amount = d.amount if isinstance(d, FraudDetector) else d
-    feed(d, [tx(0, customer="old", amount=100), tx(1, customer="other", amount=100)])
-    feed(d, [tx(60, customer="new", amount=100)])  # "old" idle exactly 60 s: kept
-    assert list(amount.stats) == ["old", "other", "new"]
-    feed(d, [tx(61.5, customer="new", amount=100)])  # "old" idle 61.5 s and "other" 60.5 s: both go
+    feed(d, [tx(0, customer="old", amount=100), tx(30, customer="other", amount=100)])  # a look at 0 s
+    feed(d, [tx(90, customer="new", amount=100)])  # a look: "old" idle 90 s goes, "other" idle exactly 60 s stays
+    assert list(amount.stats) == ["other", "new"] and amount.evicted == 1
+    feed(d, [tx(149, customer="new", amount=100)])  # no look before 150 s: "other" (idle 119 s) still held
+    assert list(amount.stats) == ["other", "new"]
+    feed(d, [tx(150, customer="new", amount=100)])  # the next look: "other" goes
     assert list(amount.stats) == ["new"] and amount.evicted == 2
     # Forgotten: a returning customer starts a new average (one transaction so far).
-    feed(d, [tx(62, customer="old", amount=100)])
+    feed(d, [tx(151, customer="old", amount=100)])
     assert amount.stats["old"][:2] == [1, 100]
 
 
