@@ -3,13 +3,13 @@
 A plain `streamlit run app.py` runs nothing until a browser connects: the first
 page run then imports pandas, Altair and the views (about 1.5 s on a 2-core
 machine) and starts the Kafka feeds, and the first visitor waits for all of it.
-Here a thread does that work while the server boots and the browser loads
-Streamlit's frontend (about 2 s during which the server is idle), and
-Streamlit's own command line then runs in this process: the first page run
-finds the modules imported and the feed (the same `st.cache_resource` value
-`source.source` returns) already holding its first rows. Every option of
-`streamlit run` passes through; `streamlit run app.py` still works, only its
-first page is slower.
+Here Streamlit's own command line runs in this process, and a thread does that
+work as soon as the server has started (not before: it would only delay the
+server's first answer), while the browser loads Streamlit's frontend (a couple
+of seconds in which the server is idle). The first page run then finds the
+modules imported and the feed (the same `st.cache_resource` value that
+`source.source` returns) already holding rows. Every option of `streamlit run`
+passes through; `streamlit run app.py` still works, only its first page is slower.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent.parent
 APP = ROOT / "app.py"
 PAGES = ROOT / "app_pages"
+SERVER_WAIT_S = 30.0  # warming waits this long at most for the server to start first
+SERVER_POLL_S = 0.02
 
 
 def _imports(path: Path) -> Iterator[str]:
@@ -94,8 +96,21 @@ def warm(app: Path = APP, pages: Path = PAGES) -> Source | None:
     return source
 
 
+def _server_started(timeout: float) -> bool:
+    """Wait until this process's Streamlit runtime has started (at most `timeout` s); True if it has."""
+    from streamlit import runtime  # noqa: PLC0415  (imported by the command line already)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if runtime.exists() and runtime.get_instance().state != runtime.RuntimeState.INITIAL:
+            return True
+        time.sleep(SERVER_POLL_S)
+    return False
+
+
 def _warm_quietly() -> None:
     try:
+        _server_started(SERVER_WAIT_S)
         warm()
     except Exception:  # a bug here must not stop the server: the first page run does the same work and says why
         logger.exception("warming the dashboard failed; the first page run does it instead")
@@ -107,8 +122,8 @@ def command(*options: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Start warming on a daemon thread, then run `streamlit run app.py [argv]` here (exits as Streamlit does)."""
-    from streamlit.web import cli  # noqa: PLC0415  (the server's own command line, after the thread is off)
+    """Run `streamlit run app.py [argv]` here, warming on a thread once the server is up; exits as Streamlit does."""
+    from streamlit.web import cli  # noqa: PLC0415  (the server's own command line: only when serving)
 
     threading.Thread(target=_warm_quietly, name="darooghe-warm", daemon=True).start()
     args = list(sys.argv[1:] if argv is None else argv)

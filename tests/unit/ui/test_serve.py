@@ -47,3 +47,7 @@ def test_command_runs_this_package_in_this_interpreter() -> None:
 def test_warm_with_a_bad_setting_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUFFER_CAPACITY", "lots")
     assert serve.warm() is None  # the first page run shows the setting as one readable line
+
+
+def test_without_a_server_warming_stops_waiting_at_its_deadline() -> None:
+    assert serve._server_started(0.05) is False  # then warms anyway: the first page run would wait for it
