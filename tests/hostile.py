@@ -1,10 +1,10 @@
 """Hostile messages: a fixed corpus of named shapes, and Hypothesis strategies that mutate a valid event.
 
-The corpus feeds the real-broker test (each message between two canaries);
-the strategies feed the property tests. Messages are built as raw JSON bytes,
-so they can hold what no Python value serialises to: numbers of 100,000
-digits, NaN, lone surrogate escapes, invalid UTF-8 inside strings and keys,
-duplicate keys.
+The corpus feeds the real-broker and browser tests (`between_canaries` puts
+each message between two canaries); the strategies feed the property tests.
+Messages are built as raw JSON bytes, so they can hold what no Python value
+serialises to: numbers of 100,000 digits, NaN, lone surrogate escapes,
+invalid UTF-8 inside strings and keys, duplicate keys.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from tests.synthetic import example_event
+from tests.synthetic import XSS, example_event
 
 NOW_MS = int(time.time() * 1000) - 60_000  # a minute ago: a Kafka timestamp the broker accepts
+#: A transaction id that runs script if a page ever treats message content as HTML.
+SCRIPT = "<script>window.__darooghe_injected = 1</script>"
 
 
 def iso(ms: int) -> str:
@@ -129,6 +131,22 @@ WHOLE_MESSAGES.update({
     "overlong utf-8 id": with_raw("transaction_id", b'"\xc0\xaf"'),
     "epoch timestamp far": with_raw("timestamp", b"100000000000000000000"),
 })  # fmt: skip
+# Last, so a dashboard (which keeps only the latest raw payloads) still has its message to show.
+WHOLE_MESSAGES["HTML in ids, valid"] = orjson.dumps(event(merchant_id=XSS, transaction_id=SCRIPT))
+
+
+def canary(i: int, ts_ms: int = NOW_MS) -> bytes:
+    """Valid JSON with a broken total (one ERR_AMOUNT record), transaction id canary-<i>, customer canary_<i>."""
+    return orjson.dumps(event(ts_ms, transaction_id=f"canary-{i}", customer_id=f"canary_{i}", total_amount=1))
+
+
+def between_canaries(ts_ms: int = NOW_MS) -> list[bytes | None]:
+    """The corpus for one partition: WHOLE_MESSAGES' i-th message at offset 3i+1, canaries 2i and 2i+1 around it."""
+    values: list[bytes | None] = []
+    for i, message in enumerate(WHOLE_MESSAGES.values()):
+        values += [canary(2 * i, ts_ms), message, canary(2 * i + 1, ts_ms)]
+    return values
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)

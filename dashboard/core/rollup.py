@@ -2,14 +2,16 @@
 
 The ingest workers aggregate the transactions of their own partitions per
 minute of EVENT time (`dashboard.store.aggregate`) and write one record per
-(minute, partition, run) in the same Kafka transaction as their error
-records and offsets. A run is one worker's uninterrupted stretch of a
-partition's minute: its record is CUMULATIVE (the latest value replaces the
+(minute, run) in the same Kafka transaction as their error records and
+offsets. A run is one worker's uninterrupted stretch of a minute over the
+partitions it owns: its record is CUMULATIVE (the latest value replaces the
 earlier ones), so the topic is compacted (plus time retention), and each
-run has a random id, so runs never overwrite each other: after an abort,
-a restart or a rebalance the next owner starts new runs and the dashboard
-adds the runs of a minute up. The topic's storage is thus bounded by
-minutes x partitions x (1 + restarts within a minute), whatever the rate.
+run has a unique id, so runs never overwrite each other: after an abort,
+a restart or a rebalance the owners start new runs and the dashboard adds
+the runs of a minute up. The key also names the first partition the run
+counted (informative only). The topic's storage is thus bounded by
+minutes x workers x (1 + restarts and rebalances within a minute, and
+minutes a worker comes back to after closing them), whatever the rate.
 
 Value: msgpack (msgspec), an array of fields (`RollupRecord`), with the
 numeric columns as little-endian packed bytes:
@@ -78,7 +80,7 @@ def packed(typecode: str, values: list[int] | list[float]) -> bytes:
 
 
 class RollupRecord(msgspec.Struct, array_like=True, frozen=True):
-    """One run's cumulative aggregate of one partition's minute (see the module docstring).
+    """One run's cumulative aggregate of a minute of its worker's partitions (see the module docstring).
 
     Column bytes: cells "<u2", counts "<u4", amounts and commissions "<f8";
     the merchant columns likewise, `merchants` naming each merchant row.
@@ -86,7 +88,7 @@ class RollupRecord(msgspec.Struct, array_like=True, frozen=True):
 
     format: int
     minute: int  # epoch minute of event time
-    partition: int
+    partition: int  # the first partition the run counted (informative)
     run: str
     count: int  # transactions in the run (sum of the cube's counts)
     cells: bytes

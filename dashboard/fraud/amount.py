@@ -10,7 +10,10 @@ from collections import OrderedDict
 
 from dashboard.core.schema import FRAUD_AMOUNT
 from dashboard.fraud.rules import DEFAULT_LIMITS, Alert, Limits, TransactionLike
-from dashboard.fraud.windows import EVICT_EVERY_MS, NEVER
+from dashboard.fraud.windows import NEVER
+
+#: Idle customers' averages are looked for at most once per this much event time (O(1) when none is due).
+EVICT_EVERY_MS = 1000
 
 
 class AmountDetector:

@@ -16,7 +16,7 @@ import orjson
 
 from dashboard.core.records import encode_record, record_key
 from dashboard.core.validation import Checked, internal_error, judge, ms_to_iso
-from dashboard.fraud import FraudDetector, detector_input, plain_input
+from dashboard.fraud import FraudDetector, detector_input
 from dashboard.fraud.rules import Alert
 from dashboard.store.aggregate import MinuteAggregator
 
@@ -92,7 +92,7 @@ def observe(
     """
     tx, checked = judge(value, ts, skew_ms)
     if tx is not None:
-        return None, (detector.observe(plain_input(tx)) if detector is not None else _NO_ALERTS)
+        return None, (detector.observe_plain(tx) if detector is not None else _NO_ALERTS)
     assert checked is not None
     full = detector_input(checked) if detector is not None else None
     return checked, (detector.observe(full) if detector is not None and full is not None else _NO_ALERTS)
@@ -122,7 +122,7 @@ def transform(
                 rollup.add_valid(partition, tx)
             if detector is None:
                 return None
-            alerts = detector.observe(plain_input(tx))
+            alerts = detector.observe_plain(tx)
             if not alerts:
                 return None
             return Outcome((), [], alert_records(alerts, Source(topic, partition, offset, ts)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import socket
 import subprocess
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from dashboard.core.timeunits import MINUTE_MS
 from dashboard.store.decode import RawMessage
@@ -45,6 +46,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 900}
 START_TIMEOUT = 60.0  # seconds until /_stcore/health answers
 STOP_TIMEOUT = 10.0  # seconds between terminate and kill
+DEADLINE_MS = 30_000  # for what a page shows: a first render imports pandas and Altair and backfills the feed
 
 # The data set: 6 merchants, about 10 % invalid. "Recent" events lie in the last
 # 3 minutes, "older" ones 7 to 11 minutes back: the 5-minute window holds only the
@@ -263,3 +265,62 @@ def wait_charts(page: Page, timeout_ms: float = 30_000) -> None:
     charts = page.get_by_test_id("stVegaLiteChart")
     for i in range(charts.count()):
         expect(charts.nth(i).locator("canvas, svg.marks").first).to_be_visible(timeout=timeout_ms)
+
+
+# -- reading a page ---------------------------------------------------------------
+def diagnose(s: Session) -> str:
+    """The page's URL, exception and alert texts, and the Streamlit log tail: appended to every failure."""
+    page = s.page
+    return (
+        f"\nurl: {page.url}"
+        f"\nexceptions: {page.get_by_test_id('stException').all_inner_texts()}"
+        f"\nalerts: {page.get_by_test_id('stAlert').all_inner_texts()}"
+        f"\n--- streamlit log tail ---\n{s.app.log_tail()}"
+    )
+
+
+def expect_text(s: Session, locator: Locator, expected: str | re.Pattern[str], what: str) -> None:
+    """Wait until `locator` shows exactly `expected`; fail with `what` and the diagnosis."""
+    try:
+        expect(locator).to_have_text(expected, timeout=DEADLINE_MS)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {exc}{diagnose(s)}") from None
+
+
+def metric_card(page: Page, label: str) -> Locator:
+    """The st.metric labelled exactly `label`."""
+    name = page.get_by_test_id("stMetricLabel").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.get_by_test_id("stMetric").filter(has=name)
+
+
+def metric(page: Page, label: str) -> Locator:
+    """The value element of the st.metric labelled exactly `label`."""
+    return metric_card(page, label).get_by_test_id("stMetricValue")
+
+
+def expect_metric(s: Session, label: str, expected: str) -> None:
+    """Wait until the metric `label` shows `expected`."""
+    expect_text(s, metric(s.page, label), expected, f"metric {label!r} on {s.page.url}")
+
+
+def assert_no_exception(s: Session, where: str) -> None:
+    """Fail when the page shows a Streamlit exception element."""
+    errors = s.page.get_by_test_id("stException")
+    if errors.count():
+        pytest.fail(f"{where} shows an exception:\n{errors.all_inner_texts()}{diagnose(s)}")
+
+
+def grid_cells(page: Page) -> Locator:
+    """The cells of every st.dataframe, from the grid's accessibility table.
+
+    The grid draws on a canvas; the table beside it holds the cell texts but
+    is not visible, so `get_by_role` (which skips hidden elements) misses it.
+    """
+    return page.get_by_test_id("stDataFrame").locator('[role="gridcell"]')
+
+
+def caption(s: Session, shown: int, buffered: int) -> Locator:
+    """The selection caption "<shown> of <buffered> buffered transactions · ..."."""
+    return s.page.get_by_test_id("stCaptionContainer").filter(
+        has_text=f"{shown:,} of {buffered:,} buffered transactions"
+    )

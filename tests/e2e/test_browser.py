@@ -11,20 +11,33 @@ screenshots land in artifacts/e2e/.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import expect
 
 from dashboard.core.schema import ERROR_CODES
 from tests import synthetic as syn
-from tests.e2e.harness import ARTIFACTS, ROOT, Dataset, Session, screenshot, wait_charts
+from tests.e2e.harness import (
+    ARTIFACTS,
+    DEADLINE_MS,
+    ROOT,
+    Dataset,
+    Session,
+    assert_no_exception,
+    caption,
+    diagnose,
+    expect_metric,
+    expect_text,
+    grid_cells,
+    metric_card,
+    screenshot,
+    wait_charts,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
-DEADLINE_MS = 30_000  # a first render imports pandas and Altair and backfills the feed
 DOCS_SCREENSHOT = ROOT / "docs" / "overview.png"
 #: (title, url_path) of every page, in the sidebar's order; url_path is the file name's stem.
 PAGES = [
@@ -39,41 +52,6 @@ MARGIN_MS = 20_000  # a windowed count must hold this long for its test to be fa
 
 
 # -- helpers -------------------------------------------------------------------
-def diagnose(s: Session) -> str:
-    """The page's URL, exception and alert texts, and the Streamlit log tail: appended to every failure."""
-    page = s.page
-    return (
-        f"\nurl: {page.url}"
-        f"\nexceptions: {page.get_by_test_id('stException').all_inner_texts()}"
-        f"\nalerts: {page.get_by_test_id('stAlert').all_inner_texts()}"
-        f"\n--- streamlit log tail ---\n{s.app.log_tail()}"
-    )
-
-
-def expect_text(s: Session, locator: Locator, expected: str | re.Pattern[str], what: str) -> None:
-    """Wait until `locator` shows exactly `expected`; fail with `what` and the diagnosis."""
-    try:
-        expect(locator).to_have_text(expected, timeout=DEADLINE_MS)
-    except AssertionError as exc:
-        raise AssertionError(f"{what}: {exc}{diagnose(s)}") from None
-
-
-def metric_card(page: Page, label: str) -> Locator:
-    """The st.metric labelled exactly `label`."""
-    name = page.get_by_test_id("stMetricLabel").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    return page.get_by_test_id("stMetric").filter(has=name)
-
-
-def metric(page: Page, label: str) -> Locator:
-    """The value element of the st.metric labelled exactly `label`."""
-    return metric_card(page, label).get_by_test_id("stMetricValue")
-
-
-def expect_metric(s: Session, label: str, expected: str) -> None:
-    """Wait until the metric `label` shows `expected`."""
-    expect_text(s, metric(s.page, label), expected, f"metric {label!r} on {s.page.url}")
-
-
 VALID_ONLY = ". Valid transactions only (an invalid one's amount is not trusted)."  # the money figures' help
 
 
@@ -98,33 +76,10 @@ def expect_help(s: Session, label: str, expected: str) -> None:
     expect(tooltip).to_have_count(0)
 
 
-def assert_no_exception(s: Session, where: str) -> None:
-    """Fail when the page shows a Streamlit exception element."""
-    errors = s.page.get_by_test_id("stException")
-    if errors.count():
-        pytest.fail(f"{where} shows an exception:\n{errors.all_inner_texts()}{diagnose(s)}")
-
-
 def compact_millions(amount: float) -> str:
     """An amount between 1 M and 1 B as the Overview's counter shows it: two decimals and " M"."""
     assert 1e6 <= amount < 1e9, f"the data set's amount {amount} is outside the range this test formats"
     return f"{amount / 1e6:,.2f} M"
-
-
-def grid_cells(page: Page) -> Locator:
-    """The cells of every st.dataframe, from the grid's accessibility table.
-
-    The grid draws on a canvas; the table beside it holds the cell texts but
-    is not visible, so `get_by_role` (which skips hidden elements) misses it.
-    """
-    return page.get_by_test_id("stDataFrame").locator('[role="gridcell"]')
-
-
-def caption(s: Session, shown: int, buffered: int) -> Locator:
-    """The selection caption "<shown> of <buffered> buffered transactions · ..."."""
-    return s.page.get_by_test_id("stCaptionContainer").filter(
-        has_text=f"{shown:,} of {buffered:,} buffered transactions"
-    )
 
 
 # -- tests ---------------------------------------------------------------------

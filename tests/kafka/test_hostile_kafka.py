@@ -7,8 +7,9 @@ partition. The worker drains the topic and exits 0; a restarted worker
 The error log then holds exactly one record per canary, exactly the full
 check's records for each hostile message at its own source offset, and no
 record twice; every record and alert is JSON of at most 64 KB. `peek` exits
-0, and the dashboard's feed (its buffer, not the browser: the browser adds
-minutes and nothing about counting) holds one row per message of the topic.
+0, and the dashboard's feed holds one row per message of the topic, with the
+full check's error codes (tests/e2e/test_hostile_browser.py reads the count
+off the pages in the browser).
 """
 
 from __future__ import annotations
@@ -28,14 +29,10 @@ from dashboard.core.validation import check
 from dashboard.feed.transactions import Feed
 from dashboard.kafka.admin import message_count
 from dashboard.store.buffer import RingBuffer, codes_of
-from tests.hostile import NOW_MS, WHOLE_MESSAGES, event
+from tests.hostile import NOW_MS, WHOLE_MESSAGES, between_canaries
 from tests.kafka.kafkatools import create_topic, produce, read_all, run_module
 
 pytestmark = pytest.mark.kafka
-
-
-def canary(i: int, ts: int) -> bytes:
-    return orjson.dumps(event(ts, transaction_id=f"canary-{i}", customer_id=f"canary_{i}", total_amount=1))
 
 
 def test_hostile_corpus_between_canaries_is_judged_once_each_and_nothing_crashes(kafka_env: dict[str, str]) -> None:
@@ -43,9 +40,7 @@ def test_hostile_corpus_between_canaries_is_judged_once_each_and_nothing_crashes
     create_topic(bootstrap, topic, partitions=3)
     ts = NOW_MS  # the corpus's event time: Kafka time equals it, so the full check below judges as the worker
     names = list(WHOLE_MESSAGES)
-    values: list[bytes | None] = []
-    for i, name in enumerate(names):
-        values += [canary(2 * i, ts), WHOLE_MESSAGES[name], canary(2 * i + 1, ts)]
+    values = between_canaries(ts)
     produce(bootstrap, topic, [(None, v, ts) for v in values], partition=0)
     expected = [check(v, ts).codes for v in values]
     assert sum(1 for codes in expected[1::3] if codes) >= len(names) - 4  # nearly all invalid: the test has teeth

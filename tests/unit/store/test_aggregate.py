@@ -134,3 +134,18 @@ def test_totals_are_exact_whatever_the_top(top: int | None) -> None:
     snap = rollups.snapshot()
     assert snap.added == 500 == int(snap.cube["count"].sum()) == int(snap.merchants["count"].sum())
     assert snap.cube["amount"].sum() == pytest.approx(snap.merchants["amount"].sum())
+
+
+def test_a_run_counts_every_partition_of_its_minute_and_a_revoke_closes_every_run() -> None:
+    agg = fixed_runs()
+    add(agg, "a", partition=0)
+    add(agg, "b", partition=3)
+    (rec,) = records(agg)
+    assert (rec.run, rec.partition, rec.count) == ("run0", 0, 2)  # one record for the minute, both partitions
+    agg.drop([3])  # after the revoke's commit: runs mix partitions, so all close
+    assert len(agg) == 0
+    add(agg, "a", partition=0)
+    (rec,) = records(agg)
+    assert (rec.run, rec.count) == ("run1", 1)  # a new run, adding up with run0
+    agg.drop([])
+    assert len(agg) == 1  # nothing revoked: nothing closes
