@@ -1,4 +1,4 @@
-"""Darooghe Live: `streamlit run app.py`. Page config and navigation only.
+"""Darooghe Live: `python -m dashboard.ui` (`streamlit run app.py`, warmed). Page config and navigation only.
 
 `shell.draw()` draws what every page shares (settings check, sidebar filters,
 kiosk style); it runs here, in the entrypoint, because Streamlit keeps the

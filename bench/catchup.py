@@ -1,6 +1,7 @@
 """Render time while the feed catches up a backlog, and time to the first data on screen.
 
     python bench/catchup.py [--backlog 1000000] [--capacity 200000] [--repeats 3] [--period 0.5] [--write]
+    python bench/catchup.py --only first-data [--backlog 200000] [--repeats 4] [--pair-plain]
 
 Against the real local broker. Pulse writes --backlog events (history mode,
 7 days, default FRAUD_RATE and INVALID_RATE, seed 42) to a fresh topic. Then:
@@ -17,13 +18,18 @@ Against the real local broker. Pulse writes --backlog events (history mode,
    and with a feed that ignores them (a ReaderPriority no page marks), the
    behaviour before. p50 / p95 over all rounds, catch-up time, and the median
    of the per-round ratios p95(catch-up) / p95(at rest).
-2. Time to first data: `streamlit run app.py` on that topic (default
+2. Time to first data: the dashboard server (`python -m dashboard.ui`, as
+   scripts/stack and docker-compose.yml run it) on that topic (default
    settings), headless Chromium opens the Overview as soon as the server
    answers its health check, and the time from starting the server process
    to the selection caption ("... buffered transactions") is taken, --repeats
    times; median and max.
 
-With --write, replaces the catchup section of BENCHMARKS.md.
+`--only first-data` measures part 2 alone (minutes less; a smaller --backlog
+is enough for it). With `--pair-plain` each of its starts is paired, back to
+back and in alternating order, with one of a bare `streamlit run app.py` (no
+warm-up), and both medians are printed. With --write (full runs only),
+replaces the catchup section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -94,11 +100,11 @@ def one_run(settings: Settings, expected: int, yielding: bool, period: float) ->
         live.install(None)
 
 
-def first_data(env: dict[str, str]) -> float:
-    """Seconds from starting the server to the Overview's selection caption in headless Chromium."""
+def first_data(env: dict[str, str], plain: bool = False) -> float:
+    """Seconds from starting the server (`plain`: bare `streamlit run app.py`) to the Overview's caption in Chromium."""
     logs = ROOT / "artifacts" / "bench-catchup"
     logs.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(env, logs / "app.log") as (url, started), sync_playwright() as pw:
+    with streamlit_server(env, logs / "app.log", plain=plain) as (url, started), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -110,6 +116,25 @@ def first_data(env: dict[str, str]) -> float:
             browser.close()
 
 
+def first_data_only(env: dict[str, str], repeats: int, pair_plain: bool, load_start: str) -> int:
+    """Measure and print the time to first data, `repeats` starts (each paired with a plain one: `pair_plain`)."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(repeats):
+        for plain in ((False, True) if i % 2 == 0 else (True, False)) if pair_plain else (False,):
+            times[plain].append(first_data(env, plain))
+            name = "streamlit run app.py" if plain else "python -m dashboard.ui"
+            print(f"  start {i + 1}, {name}: first data {times[plain][-1]:.2f} s (load {load_average()})", flush=True)
+    print(f"\nload average {load_start} at the start, {load_average()} at the end")
+    for plain, values in times.items():
+        if values:
+            name = "streamlit run app.py (plain)" if plain else "python -m dashboard.ui"
+            print(
+                f"{name}: first data median {statistics.median(values):.2f} s, max {max(values):.2f} s over"
+                f" {len(values)} starts ({', '.join(f'{v:.2f}' for v in values)}); target {FIRST_DATA_TARGET_S:g} s"
+            )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=1_000_000)
@@ -117,7 +142,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--period", type=float, default=0.5, help="seconds between page renders during catch-up")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--only", choices=["first-data"], help="measure only the time to first data")
+    parser.add_argument(
+        "--pair-plain", action="store_true", help="with --only first-data: pair each start with a plain streamlit run"
+    )
     args = parser.parse_args()
+    if args.write and args.only:
+        parser.error("--write needs the full run")
     quiet_streamlit()
     share_script_cache()
     base = Settings.from_env()
@@ -140,6 +171,11 @@ def main() -> int:
     firsts: list[float] = []
     env = dict(os.environ, TRANSACTIONS_TOPIC=topic, BUFFER_CAPACITY=str(capacity))
     env.update(ERROR_TOPIC=settings.error_topic, FRAUD_TOPIC=settings.fraud_topic)
+    if args.only == "first-data":
+        try:
+            return first_data_only(env, args.repeats, args.pair_plain, load_start)
+        finally:
+            delete_topics(base, [topic])
     try:
         for i in range(args.repeats):
             for yielding in (True, False) if i % 2 == 0 else (False, True):

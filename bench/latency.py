@@ -4,7 +4,7 @@
 
 Against the real local broker, with the real parts: a fresh set of topics, the
 ingest worker (`python -m dashboard.ingest --processes 1`), the dashboard
-(`streamlit run app.py`, default REFRESH_SECONDS 2) and Debian's headless
+(`python -m dashboard.ui`, default REFRESH_SECONDS 2) and Debian's headless
 Chromium (Playwright) on the Live feed page. A background Pulse stream (the
 live mode's default rate) runs throughout, so the page and the worker are not
 idle. Every --interval seconds (with jitter, so the events fall anywhere in
@@ -56,6 +56,7 @@ from dashboard.kafka.admin import delete_topics, ensure_topics  # noqa: E402
 from dashboard.pulse.events import Streams, history, make_factory  # noqa: E402
 from dashboard.pulse.model import Population  # noqa: E402
 from dashboard.pulse.profile import Profile  # noqa: E402
+from dashboard.ui import serve  # noqa: E402
 
 VISIBLE_TARGET_S = 3.0
 ERROR_TARGET_S = 1.0
@@ -81,16 +82,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict[str, str], log: Path, timeout: float = 90.0) -> Iterator[tuple[str, float]]:
-    """Run `streamlit run app.py` on a free port; yield (url, start time.time()) once healthy; stop it after.
+def streamlit_server(
+    env: dict[str, str], log: Path, timeout: float = 90.0, plain: bool = False
+) -> Iterator[tuple[str, float]]:
+    """Run the dashboard server on a free port; yield (url, start time.time()) once healthy; stop it after.
 
+    The server is the product's command (`python -m dashboard.ui`), or with `plain` a bare
+    `streamlit run app.py` (no warm-up; .streamlit/config.toml applies to both).
     (tests/e2e/harness.py has the pytest form of this; it is not imported here to keep pytest out of bench.)
     """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
-    cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    options = ["--server.port", str(port)]
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", *options] if plain else serve.command(*options)
     url = f"http://localhost:{port}"
     started = time.time()
     with open(log, "wb") as out:

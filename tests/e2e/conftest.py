@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: a known data set on fresh topics, `streamlit run app.py`, headless Chromium.
+"""Fixtures of the end-to-end tests: a known data set on fresh topics, `python -m dashboard.ui`, headless Chromium.
 
 The data set, the server and the browser are built once per module (they
 cost seconds); every test gets its own browser context, so its own Streamlit
@@ -76,7 +76,7 @@ def dataset(e2e_env: dict[str, str]) -> Dataset:
 
 @pytest.fixture(scope="module")
 def app(e2e_env: dict[str, str], dataset: Dataset) -> Iterator[App]:
-    """`streamlit run app.py` on a free port, reading the data set; stopped (terminate, then kill) at the end."""
+    """`python -m dashboard.ui` on a free port, reading the data set; stopped (terminate, then kill) at the end."""
     with running_app(e2e_env, ARTIFACTS / "streamlit.log") as server:
         yield server
 

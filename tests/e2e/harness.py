@@ -10,7 +10,6 @@ import random
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -28,6 +27,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from dashboard.core.timeunits import MINUTE_MS
 from dashboard.store.decode import RawMessage
+from dashboard.ui import serve
 from tests import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +190,7 @@ def free_port() -> int:
 
 @dataclass
 class App:
-    """The running `streamlit run app.py`: its base URL and its log."""
+    """The running dashboard server (`python -m dashboard.ui`): its base URL and its log."""
 
     url: str
     log: Path
@@ -204,11 +204,10 @@ class App:
 
 @contextlib.contextmanager
 def running_app(env: dict[str, str], log: Path) -> Iterator[App]:
-    """Run `streamlit run app.py` on a free port with `env` until the block ends (terminate, then kill)."""
+    """Run the dashboard server (`python -m dashboard.ui`) on a free port with `env` until the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    command = serve.command("--server.port", str(port))  # the product's command; .streamlit/config.toml applies
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = App(f"http://localhost:{port}", log, process)

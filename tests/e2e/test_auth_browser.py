@@ -1,4 +1,4 @@
-"""Who may look, end to end: a real OpenID Connect provider, `streamlit run app.py`, headless Chromium.
+"""Who may look, end to end: a real OpenID Connect provider, `python -m dashboard.ui`, headless Chromium.
 
 The provider is `oidc-provider-mock` (a real OIDC server on localhost, in a
 thread); the app reads Streamlit secrets from a temporary file (via

@@ -1,4 +1,4 @@
-"""End to end: `streamlit run app.py` on a real broker, driven in headless Chromium.
+"""End to end: `python -m dashboard.ui` on a real broker, driven in headless Chromium.
 
 The module's data set (see conftest.py) is produced once to fresh topics;
 every figure asserted here is computed from the produced events, never read

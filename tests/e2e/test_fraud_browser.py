@@ -1,7 +1,7 @@
 """The Fraud page end to end: a pattern produced now shows as an alert within seconds.
 
 The real pipeline: events on a fresh topic, the ingest worker running, the
-app served by `streamlit run app.py`, headless Chromium on the Fraud page.
+app served by `python -m dashboard.ui`, headless Chromium on the Fraud page.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The hostile corpus in the browser: the dashboard counts what Kafka holds, shows no traceback, runs no HTML.
 
 Every message of tests/hostile.py sits between two canaries on one partition
-of a fresh topic; `streamlit run app.py` reads it, and headless Chromium
+of a fresh topic; `python -m dashboard.ui` reads it, and headless Chromium
 reads the counts off the pages as a user would: the Overview's
 "Transactions" counter and the selection caption ("N of N buffered
 transactions") must equal the topic's message count from Kafka, the
@@ -52,7 +52,7 @@ def corpus(e2e_env: dict[str, str]) -> list[bytes | None]:
 
 @pytest.fixture(scope="module")
 def app(e2e_env: dict[str, str], corpus: list[bytes | None]) -> Iterator[App]:
-    """`streamlit run app.py` on the hostile topic (this module's `session` fixture opens tabs on it)."""
+    """`python -m dashboard.ui` on the hostile topic (this module's `session` fixture opens tabs on it)."""
     with running_app(e2e_env, ARTIFACTS / "hostile-streamlit.log") as server:
         yield server
 

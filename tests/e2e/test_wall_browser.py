@@ -1,7 +1,7 @@
 """The wall screen end to end: playlist, fraud-alert banners, layouts at 1080p and 4K, distinct axis labels.
 
 The real pipeline: the module's data set and two fraud patterns on fresh
-topics, the ingest worker running, `streamlit run app.py`, headless Chromium
+topics, the ingest worker running, `python -m dashboard.ui`, headless Chromium
 at 1920x1080 and 3840x2160. Every wait has a deadline; measurements are read
 from the DOM (scroll sizes, the data grids' scrollers, Vega's SVG axis labels).
 """

@@ -53,6 +53,7 @@ def test_python_services_wait_for_healthy_broker_and_share_one_image(compose: di
     assert len(images) == 1
     assert compose["services"]["pulse"]["command"][-1] == "dashboard.pulse"
     assert compose["services"]["ingest"]["command"][-1] == "dashboard.ingest"
+    assert compose["services"]["dashboard"]["command"][:3] == ["python", "-m", "dashboard.ui"]
     assert (ROOT / "Dockerfile").exists()
 
 
@@ -124,7 +125,7 @@ def test_ingest_serves_metrics_and_its_healthcheck_uses_healthz(compose: dict[st
 def test_stack_and_plain_streamlit_bind_to_localhost_by_default() -> None:
     stack = (ROOT / "scripts" / "stack").read_text()
     assert "ADDRESS=${DASHBOARD_ADDRESS:-127.0.0.1}" in stack
-    assert 'streamlit run app.py --server.address "$ADDRESS"' in stack
+    assert '-m dashboard.ui --server.address "$ADDRESS"' in stack  # streamlit run app.py, warmed
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert Settings().metrics_address == "127.0.0.1"
