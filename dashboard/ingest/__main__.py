@@ -12,7 +12,7 @@ from confluent_kafka import KafkaException
 from dashboard.core.cli import load_settings, setup_logging, stop_on_signals
 from dashboard.core.settings import SettingsError
 from dashboard.ingest.metrics import WorkerMetrics, serve
-from dashboard.ingest.processes import PROCESS_INDEX_ENV, run_processes
+from dashboard.ingest.processes import PROCESS_INDEX_ENV, run_processes, wait_for_siblings
 from dashboard.ingest.worker import IngestWorker, WorkerError
 from dashboard.kafka.admin import ensure_topics, pipeline_topics
 from dashboard.kafka.config import preflight
@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             args.processes, args.transactional_id, args.until_idle, not args.no_fraud, stop_on_signals()
         )
     worker = IngestWorker(
-        settings, args.transactional_id, args.until_idle, stop_on_signals(), detect_fraud=not args.no_fraud
+        settings,
+        args.transactional_id,
+        args.until_idle,
+        stop_on_signals(),
+        detect_fraud=not args.no_fraud,
+        before_reading=wait_for_siblings,  # started by run_processes: join the group with the others
     )
     server = None
     if settings.metrics_port is not None:

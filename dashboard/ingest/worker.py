@@ -256,8 +256,10 @@ class IngestWorker:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         detect_fraud: bool = True,
+        before_reading: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
+        self.before_reading = before_reading  # called once the clients are ready, before joining the group
         self.txn_id = transactional_id(settings, txn_id)
         self.static_id = txn_id  # group.instance.id: only a stable id makes sense
         self.until_idle = until_idle
@@ -395,6 +397,8 @@ class IngestWorker:
         try:
             if not self._wait_for_broker(lambda: producer.init_transactions(10), "initialising transactions"):
                 return self.stats
+            if self.before_reading is not None:
+                self.before_reading()
             consumer.subscribe(
                 [s.transactions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )

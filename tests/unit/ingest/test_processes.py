@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -67,3 +68,43 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(monkeypat
     stop.set()
     assert supervise([stubborn], stop) == 1
     assert stubborn.returncode == -9
+
+
+def barrier_child(ready: int, go: int, delay: float) -> subprocess.Popen[bytes]:
+    """A child process that says it is ready after `delay` s through the barrier, then prints when it was let go."""
+    code = (
+        "import os, sys, time; from dashboard.ingest.processes import wait_for_siblings;"
+        f"time.sleep({delay}); wait_for_siblings(); print(time.time(), flush=True)"
+    )
+    env = {**os.environ, processes.START_ENV: f"{ready},{go}"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=(ready, go), stdout=subprocess.PIPE)
+
+
+def test_children_start_reading_together_once_all_are_ready() -> None:
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    children = [barrier_child(ready_w, go_r, delay) for delay in (0.0, 1.5)]
+    os.close(ready_w)
+    os.close(go_r)
+    started = time.time()
+    assert processes.release_when_ready(ready_r, go_w, 2, timeout=20) == 2
+    released = [float(p.communicate(timeout=20)[0]) for p in children]
+    # The quick child waited for the slow one: both went within moments of each other, after its delay.
+    assert min(released) >= started + 1.0 and max(released) - min(released) < 0.5
+
+
+def test_a_sibling_that_never_gets_ready_holds_the_others_only_until_the_timeout() -> None:
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = barrier_child(ready_w, go_r, 0.0)
+    os.close(ready_w)
+    os.close(go_r)
+    started = time.monotonic()
+    assert processes.release_when_ready(ready_r, go_w, 2, timeout=1.0) == 1  # the second child never came
+    assert child.wait(timeout=20) == 0 and time.monotonic() - started < 10
+
+
+def test_a_worker_started_on_its_own_does_not_wait() -> None:
+    started = time.monotonic()
+    processes.wait_for_siblings({}, timeout=30)
+    assert time.monotonic() - started < 1
