@@ -142,6 +142,9 @@ class Settings:
     # Validation and ingest.
     time_skew_ms: int = _spec(1000, "TIME_SKEW_MS", int, 0, 3_600_000, doc="tolerated future clock skew")
     ingest_group: str = _spec("darooghe-ingest", "INGEST_GROUP", str, doc="consumer group of the ingest worker")
+    txn_max_messages: int = _spec(
+        100_000, "TXN_MAX_MESSAGES", int, 100, 1_000_000, doc="messages one ingest transaction covers at most"
+    )
     fraud_min_history: int = _spec(
         5, "FRAUD_MIN_HISTORY", int, 1, 1000, doc="earlier transactions before the amount rule judges"
     )

@@ -2,7 +2,7 @@
 
 Guarantee: exactly-once. Consumed messages are handled in Kafka transactions
 of at most TXN_MAX_SECONDS (TXN_CATCHUP_SECONDS while it reads a backlog) or
-TXN_MAX_MESSAGES: the error records produced to
+TXN_MAX_MESSAGES messages (a setting): the error records produced to
 darooghe.error_logs, the fraud alerts produced to darooghe.fraud_alerts, the
 per-minute aggregates produced to darooghe.rollups (`dashboard.store.aggregate`),
 and the consumer group's new offsets (`send_offsets_to_transaction`) commit or
@@ -78,8 +78,8 @@ POLL_TIMEOUT = 0.2  # seconds consume() waits when the stream trickles: part of 
 REPORT_EVERY = 5.0
 TXN_MAX_SECONDS = 0.5  # a transaction spans consume() calls for at most this long (an error record's latency)...
 TXN_CATCHUP_SECONDS = 2.0  # ...or this long while consume() returns full batches (a backlog: latency is moot)...
-TXN_MAX_MESSAGES = 100_000  # ...or this many messages: each commit waits for the broker (~10 ms) and repeats
-# the records of the minutes the transaction touched (a record per minute and transaction; see store.aggregate)
+# ...or settings.txn_max_messages messages: each commit waits for the broker (~10 ms) and repeats the records
+# of the minutes the transaction touched (a record per minute and transaction; see store.aggregate)
 RETRY_ATTEMPTS = 5  # tries of a transactional call that fails with a retriable error...
 RETRY_SECONDS = 60.0  # ...within this long (each try gets the time left as its timeout)
 REVOKE_RETRY_SECONDS = 10.0  # the same inside the revoke and lost callbacks: the rebalance waits for us
@@ -426,6 +426,7 @@ class IngestWorker:
 
     def _loop(self, consumer: Consumer, producer: Producer) -> None:
         tune_gc()
+        max_messages = self.settings.txn_max_messages
         last_report, reported = self.clock(), 0
         try:
             while not self.stop.is_set():
@@ -447,7 +448,7 @@ class IngestWorker:
                         continue
                 txn = self._open
                 span = TXN_CATCHUP_SECONDS if len(msgs) >= BATCH_SIZE else TXN_MAX_SECONDS
-                if txn is not None and (not msgs or txn.messages >= TXN_MAX_MESSAGES or now - txn.started >= span):
+                if txn is not None and (not msgs or txn.messages >= max_messages or now - txn.started >= span):
                     self._finish(consumer, producer, rewind=True)
                 elif not msgs and self._idle_and_drained(consumer, now):
                     logger.info(

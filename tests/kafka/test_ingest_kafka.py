@@ -130,13 +130,16 @@ def test_kill_9_mid_stream_neither_loses_nor_duplicates(kafka_env: dict[str, str
     messages, codes = expected_and_messages(150_000, seed=2)
     produce(bootstrap, topic, messages)
     txn_id = f"test-worker-{uuid.uuid4().hex[:8]}"
+    # Transactions of 20,000 messages at most (the default 100,000 while reading a backlog), so that each
+    # incarnation commits a few before its kill, and the kills land mid-stream.
+    env = {**kafka_env, "TXN_MAX_MESSAGES": "20000"}
     rng = random.Random(3)
     last = 0
     open_records = 0  # error records written but not committed (open or aborted transactions), after the last kill
     inside = 0  # kills that landed inside an open transaction
     for _ in range(3):
         worker = start_module(
-            "dashboard.ingest", kafka_env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w.log"
+            "dashboard.ingest", env, "--processes", "1", "--transactional-id", txn_id, log=tmp_path / "w.log"
         )
         deadline = time.monotonic() + 60
         progress = last
