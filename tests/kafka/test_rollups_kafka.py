@@ -97,7 +97,8 @@ def test_week_of_history_exactly_once_through_kill_9_and_after_dashboard_restart
     messages, truth = week_of_messages(120_000, now_ms, seed=9)
     produce(bootstrap, topic, messages)
     # A killed member holds its partitions until its session times out: 6 s (the broker's minimum), not 45.
-    env = dict(kafka_env, KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="1000")
+    # Transactions of 20,000 messages at most (a backlog's default is 100,000): kills land mid-stream.
+    env = dict(kafka_env, KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="1000", TXN_MAX_MESSAGES="20000")
 
     # The worker, killed mid-stream up to three times (each kill after that incarnation's first commit).
     # On a fast machine an incarnation may finish the rest before its kill: such a kill does not count.
