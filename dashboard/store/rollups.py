@@ -17,9 +17,9 @@ either side. Everything is keyed by EVENT time, by minute, in two tables:
 
 Each row holds `count` (transactions), `amount` and `commission` (sums).
 
-A record is the CUMULATIVE value of one run (key minute/partition/run): a
-newer record of the same key replaces the older one, and the runs of a
-minute add up. Records are kept per clock hour; a changed hour's summed
+A record is the CUMULATIVE value of one run (key minute/partition/run; a run
+spans its worker's partitions): a newer record of the same key replaces the
+older one, and the runs of a minute add up. Records are kept per clock hour; a changed hour's summed
 blocks (`dashboard.store.hourblocks`) are rebuilt at the next snapshot.
 Hours older than `days` before the clock's now are dropped whole (records
 that old, or more than FUTURE_MINUTES ahead, are skipped), and merchant ids
