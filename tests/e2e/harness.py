@@ -310,6 +310,17 @@ def assert_no_exception(s: Session, where: str) -> None:
         pytest.fail(f"{where} shows an exception:\n{errors.all_inner_texts()}{diagnose(s)}")
 
 
+def assert_inert(s: Session, where: str) -> None:
+    """Fail when message content became markup: an <img src=x> or onerror element, a script that ran
+    (tests.hostile's SCRIPT sets window.__darooghe_injected), a dialog, or an exception on the page."""
+    page = s.page
+    assert page.locator('img[src="x"], [onerror]').count() == 0, f"{where}: an element was injected"
+    assert page.locator("script").filter(has_text="__darooghe_injected").count() == 0, f"{where}: a script"
+    assert page.evaluate("() => window.__darooghe_injected") is None, f"{where}: the script ran"
+    assert s.dialogs == [], f"{where}: dialogs fired: {s.dialogs}"
+    assert_no_exception(s, where)
+
+
 def grid_cells(page: Page) -> Locator:
     """The cells of every st.dataframe, from the grid's accessibility table.
 
