@@ -309,7 +309,11 @@ class IngestWorker:
         return Producer(
             self.settings.kafka_config(
                 transactional_id=self.txn_id,
-                transaction_timeout_ms=15000,
+                # Longer than send_offsets_to_transaction can hang after a coordinator dies (up to ~22 s seen in
+                # the failover test; librdkafka caps message.timeout.ms at this), so the open transaction's records
+                # do not time out meanwhile; a dead worker's open transaction holds read_committed readers this long
+                # at most (a restart with the same --transactional-id fences it at once).
+                transaction_timeout_ms=30000,
                 connections_max_idle_ms=IDLE_CONNECTION_MS,
                 linger_ms=5,
                 compression_type="lz4",

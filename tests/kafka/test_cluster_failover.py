@@ -75,7 +75,7 @@ PARTITIONS = 6
 RATE = 2500  # events per second
 EVENTS = 45_000  # 18 s of stream
 KILL_AFTER = 4_000  # events produced before the kill
-OUTAGE_S = 15.0
+OUTAGE_S = 25.0  # past the 4-16 s librdkafka can take to find a dead coordinator's successor
 
 
 @pytest.fixture(scope="module")
