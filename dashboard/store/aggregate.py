@@ -56,7 +56,7 @@ _K = TypeVar("_K")
 #: (category, method, status, commission type) of a valid transaction -> (its cube cell, its merchant cell).
 _VALID_CELLS: dict[tuple[str, str, str, str], tuple[int, int]] = {
     (category, method, status, ctype): (
-        (((((cat << 3) | m) << 2 | st) << 2 | ct) << 1) | 1,
+        pack_cell((cat, m, st, ct, 1)),  # built once: the hot path only looks the cells up
         pack_cell((cat, ct), MERCHANT_CELL_BITS),
     )
     for category, cat in _CATEGORY.items()
