@@ -1,20 +1,26 @@
 """Soak benchmark: millions of messages with millions of distinct keys through the worker and the dashboard's feeds.
 
-    python bench/soak.py [--messages 1000000] [--capacity 20000] [--rate 0] [--json FILE]
+    python bench/soak.py [--messages 1000000] [--capacity 20000] [--rate 0] [--sample 2] [--json FILE]
 
-Against the real local broker (KAFKA_BOOTSTRAP_SERVERS, default localhost:9092).
-On fresh uuid topics, a child process produces `--messages` transactions whose
-customer, merchant, device model and failure reason strings are all distinct
-(event times advance 10 ms a message, from a day ago, so the fraud windows
-and the per-minute aggregates see a realistic clock; Kafka timestamp = event
-time). Meanwhile an ingest worker (`python -m dashboard.ingest`, fraud
+Against the real local broker (KAFKA_BOOTSTRAP_SERVERS, default localhost:9092),
+on fresh uuid topics. An ingest worker (`python -m dashboard.ingest`, fraud
 detectors on, FRAUD_MAX_CUSTOMERS=50000) and, in this process, the dashboard's
 live source (the transactions `Feed` into a RingBuffer of `--capacity`, the
-`RollupFeed` into `Rollups`, snapshots taken as pages would) consume it.
-Every 2 s it samples the resident memory (VmRSS from /proc) of this process
-(the app) and of the worker. After a warm-up (the first quarter of the
-messages) the memory must stay flat: it prints the samples and the growth
-from the end of warm-up to the end, and with --json writes the figures.
+`RollupFeed` into `Rollups`, snapshots taken as pages would) consume what a
+child process produces: `--messages` transactions whose customer, merchant,
+device model and failure reason strings are all distinct (event times advance
+10 ms a message, from a day ago, so the fraud windows and the per-minute
+aggregates see a realistic clock; Kafka timestamp = event time).
+
+Two phases, each produced once the previous one is through: the warm-up (a
+quarter of the messages), then the rest. A phase is through when the feed
+has read and the history aggregated all its messages; QUIET_S later, with no
+burst's fetch buffers held, one more sample is the phase's like-for-like
+figure. Memory is bounded when the end's figure is the warm-up's though three
+times as many distinct keys came after it. Samples (resident memory, VmRSS
+of /proc, of this process, the app, and of the worker) every `--sample`
+seconds also give the peaks. It prints them and the figures; --json writes
+them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import pipeline_env  # noqa: E402
 
 STEP_MS = 10  # event time between messages
+QUIET_S = 2.0  # wait after catching up before the like-for-like sample
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -49,15 +57,22 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> None:
-    """Child process: produce `n` transactions with all-distinct strings (see the module docstring)."""
+def produce(bootstrap: str, topic: str, n: int, warm: int, start_ms: int, rate: float, phases: Any) -> None:
+    """Child process: produce `n` transactions with all-distinct strings (see the module docstring).
+
+    The first `warm` once `phases[0]` (an Event) is set, the rest once `phases[1]` is.
+    """
     import orjson  # noqa: PLC0415
     from confluent_kafka import Producer  # noqa: PLC0415
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "compression.type": "lz4"})
     tag = uuid.uuid4().hex[:6]
-    started = time.monotonic()
     for i in range(n):
+        if i in (0, warm):
+            producer.flush(120)
+            if not phases[i > 0].wait(600):
+                raise SystemExit("soak producer: never told to go on")
+            started, first = time.monotonic(), i
         ts = start_ms + i * STEP_MS
         amount = 1000 + i % 100_000
         customer = f"cust_{tag}_{i}"
@@ -90,7 +105,7 @@ def produce(bootstrap: str, topic: str, n: int, start_ms: int, rate: float) -> N
                 producer.poll(0.05)
         producer.poll(0)
         if rate > 0 and i % 1000 == 0:
-            ahead = i / rate - (time.monotonic() - started)
+            ahead = (i - first) / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
     producer.flush(120)
@@ -101,6 +116,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=int, default=20_000, help="BUFFER_CAPACITY of the dashboard")
     parser.add_argument("--rate", type=float, default=0, help="messages per second to produce (0: as fast as possible)")
+    parser.add_argument("--sample", type=float, default=2.0, help="seconds between memory samples")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -124,8 +140,11 @@ def main() -> None:
     settings = Settings.from_env(env)
     topics = [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
     ensure_topics(settings, topics)
+    warm_n = args.messages // 4
+    phases = (ctx.Event(), ctx.Event())
     producer = ctx.Process(
-        target=produce, args=(bootstrap, settings.transactions_topic, args.messages, start_ms, args.rate)
+        target=produce,
+        args=(bootstrap, settings.transactions_topic, args.messages, warm_n, start_ms, args.rate, phases),
     )
     producer.start()
     worker = subprocess.Popen(
@@ -146,33 +165,51 @@ def main() -> None:
     feed.start()
     history.start()
     samples: list[dict[str, float]] = []
+    quiet: list[dict[str, float]] = []
     started = time.monotonic()
-    try:
+
+    def sample() -> dict[str, float]:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited with {worker.returncode}")
+        if time.monotonic() - started > 3600:
+            raise SystemExit("not done within an hour")
+        feed.buffer.snapshot()  # as a page would
+        point = {
+            "t": round(time.monotonic() - started, 1),
+            "consumed": feed.health().messages_total,
+            "aggregated": history.rollups.snapshot().added,
+            "app_mb": round(rss_mb(), 1),
+            "worker_mb": round(rss_mb(worker.pid), 1),
+        }
+        print(
+            f"{point['t']:7.1f} s  feed {point['consumed']:>10,}  aggregated {point['aggregated']:>10,}  "
+            f"app {point['app_mb']:7.1f} MB  worker {point['worker_mb']:7.1f} MB",
+            flush=True,
+        )
+        return point
+
+    def through(count: int) -> None:
+        """Sample until the feed has read and the history aggregated `count` messages, then once more when quiet."""
         while True:
-            time.sleep(2.0)
-            health = feed.health()
-            feed.buffer.snapshot()  # as a page would
-            snap = history.rollups.snapshot()
-            sample = {
-                "t": round(time.monotonic() - started, 1),
-                "consumed": health.messages_total,
-                "aggregated": snap.added,
-                "app_mb": round(rss_mb(), 1),
-                "worker_mb": round(rss_mb(worker.pid), 1),
-            }
-            samples.append(sample)
-            print(
-                f"{sample['t']:7.1f} s  feed {sample['consumed']:>10,}  aggregated {sample['aggregated']:>10,}  "
-                f"app {sample['app_mb']:7.1f} MB  worker {sample['worker_mb']:7.1f} MB",
-                flush=True,
-            )
-            # The feed backfills only what fits its buffer, then tails: done when it is caught up with everything.
-            if not producer.is_alive() and health.total_lag == 0 and snap.added >= args.messages:
+            time.sleep(args.sample)
+            point = sample()
+            samples.append(point)
+            if point["consumed"] >= count and point["aggregated"] >= count:
                 break
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}")
-            if time.monotonic() - started > 3600:
-                raise SystemExit("not done within an hour")
+        time.sleep(QUIET_S)  # the fetch buffers of the last burst returned
+        point = sample()
+        samples.append(point)
+        quiet.append(point)
+
+    try:
+        # Every message through the feed: produce only once it has its partitions.
+        while feed.health().partitions == 0:
+            if time.monotonic() - started > 60:
+                raise SystemExit("the feed found no partitions within 60 s")
+            time.sleep(0.1)
+        for phase, count in zip(phases, (warm_n, args.messages), strict=True):
+            phase.set()
+            through(count)
     finally:
         feed.stop()
         history.stop()
@@ -181,17 +218,20 @@ def main() -> None:
         producer.join(5)
         delete_topics(settings, topics)
 
-    warm = next(s for s in samples if s["consumed"] >= args.messages // 4)
-    end = samples[-1]
+    warm, end = quiet
+    after = [s for s in samples if s["t"] >= warm["t"]]
     figures = {
         "messages": args.messages,
         "capacity": args.capacity,
         "seconds": end["t"],
+        "app_mb_first": samples[0]["app_mb"],
+        "app_mb_max": max(s["app_mb"] for s in samples),
         "app_mb_after_warmup": warm["app_mb"],
         "app_mb_end": end["app_mb"],
-        "app_mb_max_after_warmup": max(s["app_mb"] for s in samples if s["t"] >= warm["t"]),
+        "app_mb_max_after_warmup": max(s["app_mb"] for s in after),
         "worker_mb_after_warmup": warm["worker_mb"],
-        "worker_mb_max_after_warmup": max(s["worker_mb"] for s in samples if s["t"] >= warm["t"]),
+        "worker_mb_end": end["worker_mb"],
+        "worker_mb_max_after_warmup": max(s["worker_mb"] for s in after),
         "buffer_dictionaries": feed.buffer.dictionary_sizes(),
         "rollup_records": history.rollups.records(),
     }

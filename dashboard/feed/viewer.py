@@ -16,6 +16,10 @@ from confluent_kafka import KafkaError
 
 from dashboard.core.settings import Settings
 
+# librdkafka prefetches up to 64 MB per consumer by default (queued.max.messages.kbytes),
+# which a dashboard reading a backlog fills: part of its memory budget, so bounded here.
+VIEWER_QUEUE_KB = 8192
+
 
 def viewer_group(name: str) -> str:
     """Return a fresh throwaway group id for the viewer `name` (unique per client: never joined, never committed)."""
@@ -30,8 +34,10 @@ def viewer_config(
     No commits; `read_committed` (the ingest workers write transactionally:
     aborted records never show); `earliest` when an offset is out of range
     (retention overtook us, or the topic was recreated: read what is there
-    now); never creates a topic. `group_id` defaults to a fresh `viewer_group`.
+    now); never creates a topic; prefetches at most VIEWER_QUEUE_KB. `group_id`
+    defaults to a fresh `viewer_group`.
     """
+    extra.setdefault("queued_max_messages_kbytes", VIEWER_QUEUE_KB)
     return settings.kafka_config(
         group_id=group_id or viewer_group(name),
         client_id=f"darooghe-dashboard-{name}",
