@@ -17,7 +17,11 @@ same topic, in rounds made back to back:
       committed offsets every 20 ms; the rate is the messages committed from the
       first commit to the last, over that time.
   (b0) the same with --no-fraud, for the detectors' cost.
-  processes: the worker with --processes N for each N of --processes (same measure).
+  processes: the worker with --processes N for each N of --processes (same measure),
+      with the cores its processes, the broker and the whole machine kept
+      busy over the same span (CPU time from /proc), and the worker's CPU
+      seconds per 100,000 messages: whether more processes are held back by
+      the cores or by waiting.
   (c) notebook: the original notebook's loop (poll one message, json.loads, its
       time bug, producer.flush() after each error record), for --notebook-seconds
       on a prefix of the topic; (c') the same with the time bug fixed.
@@ -73,6 +77,55 @@ from dashboard.core.validation import parse_timestamp  # noqa: E402
 from dashboard.kafka.admin import delete_topics, message_count  # noqa: E402
 
 COMMIT_POLL = 0.02  # seconds between the outsider's committed-offset queries
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: str) -> list[str]:
+    """Fields of /proc/PID/stat after the command name ([] when the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def cpu_snapshot(root_pid: int) -> dict[str, float]:
+    """CPU seconds so far (user + system, all threads) of the process `root_pid` with its descendants
+    ("worker"), of the Kafka broker processes (Java running kafka.Kafka: "broker"), and of the whole
+    machine (busy time of /proc/stat: "machine")."""
+    parents: dict[str, str] = {}
+    cpu: dict[str, float] = {}
+    brokers: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(entry.name)
+        if not fields:
+            continue
+        parents[entry.name] = fields[1]  # after the name: state, ppid, ... utime (11), stime (12)
+        cpu[entry.name] = (int(fields[11]) + int(fields[12])) / TICK
+        try:
+            if b"kafka.Kafka" in (entry / "cmdline").read_bytes():
+                brokers.add(entry.name)
+        except OSError:
+            pass
+    tree = {str(root_pid)}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        if not more:
+            break
+        tree |= more
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(busy[3]) + int(busy[4])  # idle, iowait
+    return {
+        "worker": sum(cpu.get(pid, 0.0) for pid in tree),
+        "broker": sum(cpu[pid] for pid in brokers),
+        "machine": (sum(int(x) for x in busy[:8]) - idle) / TICK,
+    }
+
+
+def cores_busy(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Cores kept busy between two `cpu_snapshot`s `seconds` apart, by key."""
+    return {key: (after[key] - before[key]) / seconds for key in before}
 
 
 def load_average() -> str:
@@ -160,9 +213,18 @@ def plain_loop(settings: Settings, topic: str, total: int, v: Variant) -> float:
 
 
 def worker(
-    settings: Settings, topic: str, total: int, processes: int = 1, fraud: bool = True, root: Path = ROOT
+    settings: Settings,
+    topic: str,
+    total: int,
+    processes: int = 1,
+    fraud: bool = True,
+    root: Path = ROOT,
+    cores: dict[str, float] | None = None,
 ) -> float:
-    """Messages/s of `python -m dashboard.ingest` (of the checkout at `root`), from its first commit to its last."""
+    """Messages/s of `python -m dashboard.ingest` (of the checkout at `root`), from its first commit to its last.
+
+    `cores`, if given, receives `cores_busy` over the same span: the worker's processes, the broker, the machine.
+    """
     env = pipeline_env(settings.bootstrap_servers, topic, f"ingest-{uuid.uuid4().hex[:8]}")
     group = env["INGEST_GROUP"]
     cmd = [sys.executable, "-m", "dashboard.ingest", "--until-idle", "1"]
@@ -179,9 +241,11 @@ def worker(
             committed = sum(max(tp.offset, 0) for tp in watcher.committed(parts, timeout=10))
             now = time.perf_counter()
             if committed >= total:
+                cpu_last = cpu_snapshot(proc.pid)  # before the worker's idle wait and exit
                 break
             if committed and first is None:
                 first = (now, committed)
+                cpu_first = cpu_snapshot(proc.pid)
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited {proc.returncode} at {committed}/{total}: {proc.stderr.read()}")  # type: ignore[union-attr]
             time.sleep(COMMIT_POLL)
@@ -190,6 +254,8 @@ def worker(
             raise RuntimeError(f"worker exited {proc.returncode}: {proc.stderr.read()}")  # type: ignore[union-attr]
         if first is None:
             raise RuntimeError("the first commit covered the whole topic: use more --events")
+        if cores is not None:
+            cores.update(cores_busy(cpu_first, cpu_last, now - first[0]))
         return (total - first[1]) / (now - first[0])
     finally:
         if proc.poll() is None:
@@ -458,14 +524,18 @@ def measure_rate(
     b_runs: list[float] = []
     b0_runs: list[float] = []
     p_runs: dict[int, list[float]] = {n: [] for n in procs}
+    p_cores: dict[int, list[dict[str, float]]] = {n: [] for n in procs}
     try:
         for i in range(args.repeats):
             for v in VARIANTS:
                 runs[v.name].append(plain_loop(settings, topic, total, v))
-            b_runs.append(worker(settings, topic, total))
+            p_cores[1].append({})
+            b_runs.append(worker(settings, topic, total, cores=p_cores[1][-1]))
             b0_runs.append(worker(settings, topic, total, fraud=False))
             for n in procs:
-                p_runs[n].append(b_runs[-1] if n == 1 else worker(settings, topic, total, processes=n))
+                if n != 1:
+                    p_cores[n].append({})
+                p_runs[n].append(b_runs[-1] if n == 1 else worker(settings, topic, total, n, cores=p_cores[n][-1]))
             print(
                 f"  round {i + 1} (load {load_average()}): "
                 + ", ".join(f"{name.split(' (')[0]} {r[-1]:,.0f}" for name, r in runs.items())
@@ -497,6 +567,12 @@ def measure_rate(
         figures[f"p{n}"] = med(p_runs[n])
         figures[f"p{n}/a"] = paired(p_runs[n], a_runs)
         figures[f"p{n}/p1"] = paired(p_runs[n], p_runs[procs[0]]) if procs[0] == 1 else 0.0
+        for key in ("worker", "broker", "machine"):
+            figures[f"p{n}_{key}_cores"] = med([c[key] for c in p_cores[n]])
+        # CPU seconds of the worker's processes per 100,000 messages, median of rounds
+        figures[f"p{n}_cpu_per_100k"] = med(
+            [c["worker"] / r * 100_000 for c, r in zip(p_cores[n], p_runs[n], strict=True)]
+        )
     if nb and nb2:
         figures.update(c=nb[0], c_n=nb[1], c2=nb2[0], c2_n=nb2[1])
         figures.update({"b/c": figures["b"] / nb[0], "b/c2": figures["b"] / nb2[0]})
@@ -566,8 +642,18 @@ def main() -> int:
         + " |"
         for rate, _, f in results
     ]
-    targets = []
     cores = os.cpu_count() or 1
+    cpu_rows = [
+        f"| {rate:.2f} | {n} | {f[f'p{n}']:,.0f} | {f[f'p{n}_worker_cores']:.2f} | {f[f'p{n}_broker_cores']:.2f}"
+        f" | {f[f'p{n}_machine_cores']:.2f} of {cores} | {f[f'p{n}_cpu_per_100k']:.2f} |"
+        for rate, _, f in results
+        for n in procs
+    ]
+    cpu_table = (
+        "| INVALID_RATE | processes | msg/s | cores busy: worker | broker | machine | worker CPU s per 100,000 msgs |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(cpu_rows)
+    )
+    targets = []
     for rate, _, f in results:
         ok = "met" if f["b/a"] >= 0.6 else "NOT met"
         default = (
@@ -600,6 +686,10 @@ def main() -> int:
         f"{main_header}\n" + "\n".join(main_rows) + "\n\n"
         "Worker processes (`--processes N`, one group member and transactional id each):\n\n"
         f"{proc_header}\n" + "\n".join(proc_rows) + "\n\n"
+        "Where the cores go over the same spans (CPU time from /proc, user + system, every thread; the worker's"
+        " processes with their children, the broker's Java process, and the whole machine's busy time; medians"
+        " of rounds):\n\n"
+        f"{cpu_table}\n\n"
         "Ceiling: the plain loops tried (each consumes the whole topic and parses every value):\n\n"
         + "\n\n".join(text for _, text, _ in results)
         + "\n\nTargets (2 cores):\n\n"
