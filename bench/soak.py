@@ -12,12 +12,13 @@ device model and failure reason strings are all distinct (event times advance
 10 ms a message, from a day ago, so the fraud windows and the per-minute
 aggregates see a realistic clock; Kafka timestamp = event time).
 
-Two phases, each produced once the previous one is through: the warm-up (a
-quarter of the messages), then the rest. A phase is through when the feed
-has read and the history aggregated all its messages; QUIET_S later, with no
-burst's fetch buffers held, one more sample is the phase's like-for-like
-figure. Memory is bounded when the end's figure is the warm-up's though three
-times as many distinct keys came after it. Samples (resident memory, VmRSS
+Two phases of the same size, each produced once the previous one is
+through: the warm-up (the first half of the messages), then the second half.
+A phase is through when the feed has read and the history aggregated all its
+messages; QUIET_S later, with no burst's fetch buffers held, one more sample
+is the phase's figure. Both phases are the same burst, so the heap's
+high-water mark is reached in the first: memory is bounded when the end's
+figure is the warm-up's though as many new distinct keys again came after it. Samples (resident memory, VmRSS
 of /proc, of this process, the app, and of the worker) every `--sample`
 seconds also give the peaks. It prints them and the figures; --json writes
 them.
@@ -140,7 +141,7 @@ def main() -> None:
     settings = Settings.from_env(env)
     topics = [settings.transactions_topic, settings.error_topic, settings.fraud_topic, settings.rollups_topic]
     ensure_topics(settings, topics)
-    warm_n = args.messages // 4
+    warm_n = args.messages // 2
     phases = (ctx.Event(), ctx.Event())
     producer = ctx.Process(
         target=produce,
