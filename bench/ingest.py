@@ -529,13 +529,13 @@ def measure_rate(
         for i in range(args.repeats):
             for v in VARIANTS:
                 runs[v.name].append(plain_loop(settings, topic, total, v))
-            p_cores[1].append({})
-            b_runs.append(worker(settings, topic, total, cores=p_cores[1][-1]))
+            b_cores: dict[str, float] = {}
+            b_runs.append(worker(settings, topic, total, cores=b_cores))
             b0_runs.append(worker(settings, topic, total, fraud=False))
-            for n in procs:
-                if n != 1:
-                    p_cores[n].append({})
-                p_runs[n].append(b_runs[-1] if n == 1 else worker(settings, topic, total, n, cores=p_cores[n][-1]))
+            for n in procs:  # 1 process is run b
+                cores: dict[str, float] = b_cores if n == 1 else {}
+                p_runs[n].append(b_runs[-1] if n == 1 else worker(settings, topic, total, n, cores=cores))
+                p_cores[n].append(cores)
             print(
                 f"  round {i + 1} (load {load_average()}): "
                 + ", ".join(f"{name.split(' (')[0]} {r[-1]:,.0f}" for name, r in runs.items())

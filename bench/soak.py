@@ -18,10 +18,10 @@ A phase is through when the feed has read and the history aggregated all its
 messages; QUIET_S later, with no burst's fetch buffers held, one more sample
 is the phase's figure. Both phases are the same burst, so the heap's
 high-water mark is reached in the first: memory is bounded when the end's
-figure is the warm-up's though as many new distinct keys again came after it. Samples (resident memory, VmRSS
-of /proc, of this process, the app, and of the worker) every `--sample`
-seconds also give the peaks. It prints them and the figures; --json writes
-them.
+figure is the warm-up's though as many new distinct keys again came after
+it. Samples (resident memory, VmRSS of /proc, of this process, the app, and
+of the worker) every `--sample` seconds also give the peaks. It prints them
+and the figures; --json writes them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from dashboard.core.settings import Settings
 
 # librdkafka prefetches up to 64 MB per consumer by default (queued.max.messages.kbytes),
 # which a dashboard reading a backlog fills: part of its memory budget, so bounded here
-# (bench/soak.py, 2 M messages: +11.6 MB after the warm-up with 8 MB, +53 MB with 64 MB).
+# (bench/soak.py, 2 M messages, the same split: +8.8 MB after the warm-up with 8 MB, +53 MB with 64 MB).
 VIEWER_QUEUE_KB = 8192
 # With the queue full librdkafka postpones the partition's next fetch by fetch.queue.backoff.ms,
 # 1 s by default: with 8 MB that stalled the feed reading a backlog (200,000 rows in 7.5 s, not 2.5).
