@@ -9,7 +9,6 @@ encodes to at most 64 KB (`dashboard.core.records`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -24,9 +23,11 @@ from dashboard.store.aggregate import MinuteAggregator
 Record = tuple[bytes | None, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a message came from: topic, partition, offset and its Kafka timestamp (ms)."""
+class Source(NamedTuple):
+    """Where a message came from: topic, partition, offset and its Kafka timestamp (ms).
+
+    A NamedTuple (built in C) rather than a frozen dataclass: every invalid message and alert builds one.
+    """
 
     topic: str
     partition: int

@@ -290,12 +290,19 @@ def test_fast_path_carries_the_parsed_timestamp() -> None:
     assert tx is not None and tx.timestamp_ms == parse_timestamp("2025-04-26T12:19:10.304293Z")
 
 
-@given(st.integers(min_value=-(10**20), max_value=10**20))
-def test_ms_to_iso_is_the_exact_utc_time_or_none_beyond_the_calendar(ms: int) -> None:
+def _exact_iso(ms: int) -> str | None:
     try:
-        expected: str | None = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat(
-            timespec="milliseconds"
+        return (
+            (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
         )
     except OverflowError:
-        expected = None
-    assert ms_to_iso(ms) == (expected.replace("+00:00", "Z") if expected else None)
+        return None
+
+
+@given(st.integers(min_value=-(10**20), max_value=10**20), st.integers(0, 999))
+def test_ms_to_iso_is_the_exact_utc_time_or_none_beyond_the_calendar(ms: int, other_millis: int) -> None:
+    assert ms_to_iso(ms) == _exact_iso(ms)
+    same_second = ms - ms % 1000 + other_millis  # formatted from the text kept of the last second
+    assert ms_to_iso(same_second) == _exact_iso(same_second)
