@@ -41,7 +41,9 @@ wall-clock rates swing by 2x, so it also counts messages per CPU second of the
 worker's whole process (all threads) and times the worker's per-message loop alone (`IngestWorker._process` over the
 topic's messages, read once, with a producer that drops records: all that
 per-message isolation touches) in CPU seconds, best of 3, in the same
-alternating pairs. Reports each pair, the medians of the paired ratios
+alternating pairs. Where valgrind is installed it also counts the
+instructions a message of that loop runs, under callgrind over the first
+20,000 messages: a figure that is the same on every run. Reports each pair, the medians of the paired ratios
 this/baseline and the load average; --write replaces the ingest-baseline section.
 """
 
@@ -52,6 +54,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -377,9 +380,12 @@ class DropProducer:
 
 with open(sys.argv[2], "rb") as f:
     msgs = [Msg(*m) for m in pickle.load(f)]
+count = int(sys.argv[3]) if len(sys.argv) > 3 else None  # given: the first `count` messages, once (callgrind)
+if count is not None:
+    msgs = msgs[:count]
 batches = [msgs[i:i + 5000] for i in range(0, len(msgs), 5000)]
 times = []
-for _ in range(3):
+for _ in range(3 if count is None else 1):
     w = wm.IngestWorker(Settings(), detect_fraud=True)
     txn = wm._OpenTxn()
     start = time.process_time()
@@ -387,8 +393,12 @@ for _ in range(3):
         w._process(DropProducer(), batch, txn)
     times.append(time.process_time() - start)
     assert txn.messages == len(msgs)
-print(json.dumps({"rate": len(msgs) / min(times)}))
+print(json.dumps({"rate": len(msgs) / min(times) if min(times) else 0.0}))
 """
+
+#: Messages whose per-message loop `loop_instructions` counts under callgrind (about 35 s each on this machine).
+INSTRUCTION_MESSAGES = 20_000
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 
 
 def dump_messages(settings: Settings, topic: str, total: int, path: Path) -> None:
@@ -420,6 +430,30 @@ def hot_loop_in(root: Path, path: Path) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
 
 
+def loop_instructions(root: Path, path: Path, count: int = INSTRUCTION_MESSAGES) -> float | None:
+    """Instructions a message of the per-message loop of the checkout at `root` runs (None without valgrind).
+
+    Counted by valgrind's callgrind over the first `count` messages, less a
+    run over none (start-up, reading the dump): the same figure on every run,
+    whatever else the machine does, where CPU time on a shared machine swings
+    by a third from one minute to the next.
+    """
+    if shutil.which("valgrind") is None:
+        return None
+    totals = []
+    for n in (0, count):
+        out = subprocess.run(
+            [*CALLGRIND, sys.executable, "-c", _HOT_LOOP_RUN, str(root), str(path), str(n)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        collected = [line for line in out.stderr.splitlines() if "Collected :" in line]
+        totals.append(int(collected[-1].split()[-1]))
+    return (totals[1] - totals[0]) / count
+
+
 def worker_in(root: Path, topic: str, total: int) -> tuple[float, float]:
     """(b) of the checkout at `root`, in a fresh subprocess: (messages/s, first batch to last commit;
     messages per CPU second of the worker's whole process, all threads, start-up and idle wait included)."""
@@ -436,6 +470,7 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
     base = Path(args.baseline).resolve()
     this = Path(args.this).resolve()
     rows = []
+    instructions: list[tuple[float, float, float]] = []  # (rate, this, baseline): per message, callgrind
     for rate in [float(r) for r in args.rates.split(",")]:
         topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
         print(f"\n== INVALID_RATE={rate}: pre-producing {args.events} events to {topic}", flush=True)
@@ -471,6 +506,10 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
         for label, a, b in statistics_:
             ratios = [o / t for o, t in zip(a, b, strict=True)]
             rows.append((rate, label, statistics.median(a), statistics.median(b), statistics.median(ratios), ratios))
+        ours_ir, theirs_ir = loop_instructions(this, dump), loop_instructions(base, dump)
+        if ours_ir is not None and theirs_ir is not None:
+            print(f"  per-message loop: this {ours_ir:,.0f}, baseline {theirs_ir:,.0f} instructions a message")
+            instructions.append((rate, ours_ir, theirs_ir))
         dump.unlink()
         delete_topics(settings, [topic])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -483,6 +522,13 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
         for r, label, o, t, m, rs in rows
     ]
     table = "\n".join([header, *lines])
+    if instructions:
+        table += (
+            "\n\nInstructions a message of the per-message loop (valgrind's callgrind over the first"
+            f" {INSTRUCTION_MESSAGES:,} messages of the same topic, less a run over none; the same on every run):\n\n"
+            "| INVALID_RATE | this | baseline | this/baseline |\n|---|---|---|---|\n"
+            + "\n".join(f"| {r:.2f} | {o:,.0f} | {t:,.0f} | {o / t:.3f} |" for r, o, t in instructions)
+        )
     print(f"\n{table}\nload average after the runs: {load}")
     if args.write:
         write_section(
