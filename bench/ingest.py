@@ -532,18 +532,19 @@ def baseline(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\n{table}\nload average after the runs: {load}")
     if args.write:
         write_section(
-            "ingest-baseline",
-            "## Ingest worker against a baseline checkout\n\n"
+            args.section,
+            f"## {args.title}\n\n"
             f"Command: `python bench/ingest.py --baseline {args.baseline}"
             f"{'' if this == ROOT else f' --this {args.this}'} --events {args.events} --rates {args.rates}"
-            f" --repeats {args.repeats}` ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
+            f" --repeats {args.repeats} --section {args.section} --title '{args.title}'`"
+            f" ({time.strftime('%Y-%m-%d')}, 2 cores shared with other work, load average"
             f" after the runs {load}). Both workers in fresh subprocesses, fraud detectors on, same pre-produced"
             " topic, alternating which goes first. Statistics: the worker's messages/s from first batch to last"
             " commit, as (b) above (wall clock, swings with the machine's load); messages per CPU second of the"
             " worker's whole process (all threads, librdkafka's included; start-up and the idle wait at the end"
             " included), steadier under load; and messages per CPU second of its per-message loop alone"
             " (`IngestWorker._process` over the topic's messages with a producer that"
-            " drops records, best of 3), which is what per-message isolation changes.\n\n"
+            " drops records, best of 3), where changes to the per-message code show.\n\n"
             f"{table}\n",
         )
     return 0
@@ -636,6 +637,12 @@ def main() -> int:
     parser.add_argument("--baseline", metavar="DIR", help="only compare this worker with the one of checkout DIR")
     parser.add_argument("--this", metavar="DIR", default=str(ROOT), help="with --baseline: the checkout compared")
     parser.add_argument("--write", action="store_true", help="write the results into BENCHMARKS.md")
+    parser.add_argument(
+        "--section", default="ingest-baseline", help="with --baseline --write: the BENCHMARKS.md section written"
+    )
+    parser.add_argument(
+        "--title", default="Ingest worker against a baseline checkout", help="with --baseline --write: its title"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
