@@ -31,20 +31,23 @@ every figure is the median over --repeats rounds, and every ratio the median of
 the per-round ratios (b/a uses the ceiling variant's run of the same round).
 Prints the tables and, with --write, replaces the ingest section of BENCHMARKS.md.
 
-    python bench/ingest.py --baseline DIR [--this DIR2] [--events 300000] [--repeats 5] [--write]
+    python bench/ingest.py --baseline DIR [--this DIR2] [--events 300000] [--repeats 5]
+                           [--write [--section NAME] [--title TEXT]]
 
 compares this checkout's worker (b) (or that of checkout DIR2) with the worker
 of another checkout DIR (say a `git worktree` of main before a change) on the
 same pre-produced topic: each in a fresh subprocess, fraud detectors on,
 alternating which goes first, same statistic as (b). On a shared machine
 wall-clock rates swing by 2x, so it also counts messages per CPU second of the
-worker's whole process (all threads) and times the worker's per-message loop alone (`IngestWorker._process` over the
-topic's messages, read once, with a producer that drops records: all that
-per-message isolation touches) in CPU seconds, best of 3, in the same
-alternating pairs. Where valgrind is installed it also counts the
-instructions a message of that loop runs, under callgrind over the first
-20,000 messages: a figure that is the same on every run. Reports each pair, the medians of the paired ratios
-this/baseline and the load average; --write replaces the ingest-baseline section.
+worker's whole process (all threads) and times the worker's per-message loop
+alone (`IngestWorker._process` over the topic's messages, read once, with a
+producer that drops records: all the per-message code) in CPU seconds, best of
+3, in the same alternating pairs. Where valgrind is installed it also counts
+the instructions a message of that loop runs, under callgrind over the first
+20,000 messages: a figure that is the same on every run. Reports each pair,
+the medians of the paired ratios this/baseline and the load average; --write
+replaces the BENCHMARKS.md section --section (default ingest-baseline), titled
+--title, so each comparison can keep its own.
 """
 
 from __future__ import annotations
