@@ -238,7 +238,10 @@ def worker(
         cmd += ["--processes", str(processes)]
     if not fraud:
         cmd.append("--no-fraud")
-    watcher = Consumer(settings.kafka_config(group_id=group, enable_auto_commit=False))
+    # read_uncommitted: committed() then answers at once, not after the worker's open transaction ends.
+    watcher = Consumer(
+        settings.kafka_config(group_id=group, enable_auto_commit=False, isolation_level="read_uncommitted")
+    )
     parts = [TopicPartition(topic, p) for p in watcher.list_topics(topic, timeout=10).topics[topic].partitions]
     proc = subprocess.Popen(cmd, env=env, cwd=root, stderr=subprocess.PIPE, text=True)
     first: tuple[float, int] | None = None

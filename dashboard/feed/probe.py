@@ -45,8 +45,13 @@ class PipelineProbe:
         self._admin = AdminClient(settings.kafka_config(**common))
         # It only counts: a small prefetch will do.
         self._counter = Consumer(viewer_config(settings, "count", error_cb, queued_max_messages_kbytes=4096))
+        # read_uncommitted: the offset fetch then answers with the last committed offsets at once.
+        # read_committed makes it wait for offsets pending in an open transaction (KIP-447's
+        # require_stable): after a worker dies mid-commit, until the broker aborts that transaction.
         self._group_reader = Consumer(
-            settings.kafka_config(group_id=settings.ingest_group, enable_auto_commit=False, **common)
+            settings.kafka_config(
+                group_id=settings.ingest_group, enable_auto_commit=False, isolation_level="read_uncommitted", **common
+            )
         )
         self._from: dict[int, int] = {}  # offset the count of a partition starts at
         self._counted: dict[int, int] = {}  # records counted per partition

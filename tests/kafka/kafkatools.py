@@ -97,8 +97,19 @@ def read_all(
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of the committed offsets of `group` on `topic` (0 for none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    """Sum of the committed offsets of `group` on `topic` (0 for none).
+
+    Offsets a worker sent to a transaction it has not committed (it was killed) do not count, and
+    do not hold the answer back: read_uncommitted fetches without KIP-447's require_stable.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)

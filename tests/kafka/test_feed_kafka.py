@@ -331,6 +331,44 @@ def test_pipeline_figures_ingest_lag_and_error_records(
     assert admin.describe_consumer_groups([group])[group].result(10).members == []
 
 
+@kafka
+def test_ingest_lag_answers_while_a_killed_workers_offsets_wait_in_its_open_transaction(
+    bootstrap: str, settings_for: Callable[..., Settings], feeds: list[Feed]
+) -> None:
+    # A worker killed between sending its offsets to a transaction and committing it leaves them
+    # pending until the broker aborts the transaction (transaction.timeout.ms) or a new worker
+    # fences it. A read_committed offset fetch waits for them all that time (CI saw a 10 s timeout).
+    settings = settings_for()
+    topic, group = settings.transactions_topic, settings.ingest_group
+    create_topic(bootstrap, topic, partitions=1)
+    produce(bootstrap, topic, [(0, event(NOW_MS), NOW_MS) for _ in range(10)])
+    commit(bootstrap, group, [TopicPartition(topic, 0, 4)])
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"test-feed-{uuid.uuid4().hex}",
+            "transaction.timeout.ms": 60000,
+        }
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    outsider = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, 9)], outsider.consumer_group_metadata(), 30)
+    finally:
+        outsider.close()
+    try:
+        feed = fast_feed(settings, 100)
+        feeds.append(feed)
+        feed.start()
+        # Well before the broker would abort the transaction: the last committed offset counts.
+        health = wait_health(feed, "the ingest lag", lambda h: h.ingest_lag is not None, timeout=20)
+        assert health.ingest_lag == 10 - 4
+    finally:
+        producer.abort_transaction(30)
+    wait_health(feed, "the same lag after the abort", lambda h: h.ingest_lag == 6)
+
+
 def commit(bootstrap: str, group: str, offsets: list[TopicPartition]) -> None:
     """Commit `offsets` for `group` without joining it."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
