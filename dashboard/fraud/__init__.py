@@ -23,7 +23,8 @@ lateness and to 64 events (a late event walks back over the few newer ones;
 the geo rule compares with the customer's events of the last 5 minutes, at
 most 64, only when a box around them spans more than 50 km), and customers
 idle longer than that dropped, except their running averages (two numbers
-per customer). `FraudDetector` (`combined`) takes exact shortcuts; the
+per customer). A customer with one event in the window keeps that entry
+alone: about 0.4 kB per distinct customer with its average. `FraudDetector` (`combined`) takes exact shortcuts; the
 single-rule detectors, which run their rule on every event, are the
 reference it is tested against. Measured with bench/fraud.py: about 2 us
 per event. `inputs` says which transactions feed the detectors;

@@ -81,7 +81,9 @@ class FraudDetector:
         self.amount = AmountDetector(limits)
         # The rules' own windows (which check the arguments) stay empty: both read this one.
         horizon = max(limits.velocity_window_ms, limits.geo_window_ms)
-        self.windows: CustomerWindows[_Entry] = CustomerWindows(horizon, limits.lateness_ms, limits.max_kept)
+        self.windows: CustomerWindows[_Entry] = CustomerWindows(
+            horizon, limits.lateness_ms, limits.max_kept, on_promote=fit_box
+        )
         # Read on every event.
         self._run, self._velocity_ms, self._near = limits.velocity_count + 1, limits.velocity_window_ms, self.geo.near
         self._stats, self._min_history, self._ratio = self.amount.stats, limits.min_history, limits.amount_ratio
@@ -139,6 +141,13 @@ class FraudDetector:
                 events.popleft()
                 n -= 1
             i = n - 1
+            if t > windows.watermark:
+                windows.watermark = t
+                if t >= windows.next_eviction:
+                    windows.evict_idle()
+        elif recent is None and windows.single.setdefault(customer, entry) is entry:
+            # A new customer (insert's first branch, inlined): its only event, which no rule can raise on.
+            windows.unfiled.append(customer)
             if t > windows.watermark:
                 windows.watermark = t
                 if t >= windows.next_eviction:
