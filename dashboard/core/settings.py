@@ -157,7 +157,7 @@ class Settings:
         int,
         100,
         100_000_000,
-        doc="amount averages kept per partition (least recently seen evicted first)",
+        doc="customers whose fraud windows, and whose amount averages, are kept per partition (least recent dropped)",
     )
     # Dashboard.
     rollup_days: float = _spec(

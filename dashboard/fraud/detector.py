@@ -82,7 +82,7 @@ class FraudDetector:
         # The rules' own windows (which check the arguments) stay empty: both read this one.
         horizon = max(limits.velocity_window_ms, limits.geo_window_ms)
         self.windows: CustomerWindows[_Entry] = CustomerWindows(
-            horizon, limits.lateness_ms, limits.max_kept, on_promote=fit_box
+            horizon, limits.lateness_ms, limits.max_kept, on_promote=fit_box, max_customers=limits.max_customers
         )
         # Read on every event.
         self._run, self._velocity_ms, self._near = limits.velocity_count + 1, limits.velocity_window_ms, self.geo.near
@@ -148,6 +148,8 @@ class FraudDetector:
         elif recent is None and windows.single.setdefault(customer, entry) is entry:
             # A new customer (insert's first branch, inlined): its only event, which no rule can raise on.
             windows.unfiled.append(customer)
+            if len(windows.single) + len(windows.customers) > windows.max_customers:
+                windows.shed_one()
             if t > windows.watermark:
                 windows.watermark = t
                 if t >= windows.next_eviction:
@@ -209,6 +211,14 @@ class FraudDetector:
     def late_events(self) -> int:
         """Transactions too late (beyond lateness_ms) for the velocity and geo windows; they still count for amounts."""
         return self.windows.late
+
+    def held(self) -> dict[str, int]:
+        """Customers with an average, and with a window (or one event), as a monitoring gauge samples them: O(1).
+
+        (`state_size` walks every window: 0.26 s for 150,000 customers.)
+        """
+        windows = self.windows
+        return {"averages": len(self.amount.stats), "window_customers": len(windows.customers) + len(windows.single)}
 
     def state_size(self) -> StateSize:
         """Averages held, and what each windowed rule reads of the shared window.

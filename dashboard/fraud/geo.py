@@ -43,7 +43,9 @@ class GeoDetector:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.max_km, self.window_ms = limits.geo_km, limits.geo_window_ms
         self.near = self.max_km / EARTH_RADIUS_KM  # radians
-        self.windows: CustomerWindows[_Point] = CustomerWindows(self.window_ms, limits.lateness_ms, limits.max_kept)
+        self.windows: CustomerWindows[_Point] = CustomerWindows(
+            self.window_ms, limits.lateness_ms, limits.max_kept, max_customers=limits.max_customers
+        )
 
     def observe(self, tx: TransactionLike) -> Alert | None:
         """Add `tx` to its customer's window; return the alert it raises, if any."""

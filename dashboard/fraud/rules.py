@@ -25,7 +25,8 @@ AMOUNT_RATIO: Final = 10
 MIN_HISTORY: Final = 5
 #: The amount rule forgets a customer unseen for this long (event time; the worker sets FRAUD_LOOKBACK_DAYS)...
 AMOUNT_IDLE_MS: Final = 7 * DAY_MS
-#: ...and keeps at most this many customers per detector, least recently seen evicted first (FRAUD_MAX_CUSTOMERS).
+#: A detector keeps the windows, and the averages, of at most this many customers, least recently seen dropped first
+#: (FRAUD_MAX_CUSTOMERS).
 AMOUNT_MAX_CUSTOMERS: Final = 200_000
 #: How much older than the customer's newest event an event may be and still join the windows.
 LATENESS_MS: Final = MINUTE_MS
@@ -41,9 +42,10 @@ class Limits:
 
     velocity_count, velocity_window_ms: the velocity rule; geo_km,
     geo_window_ms: the geographical rule; amount_ratio, min_history: the
-    amount rule, which forgets customers idle for amount_idle_ms and keeps at
-    most max_customers; lateness_ms, max_kept: how late an event may join the
-    windows, and how many events a customer's window keeps.
+    amount rule, which forgets customers idle for amount_idle_ms; lateness_ms,
+    max_kept: how late an event may join the windows, and how many events a
+    customer's window keeps; max_customers: customers whose windows, and
+    whose averages, a detector keeps at most (least recently seen dropped).
     """
 
     velocity_count: int = VELOCITY_MAX_COUNT

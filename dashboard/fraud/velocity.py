@@ -31,7 +31,7 @@ class VelocityDetector:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.max_count, self.window_ms = limits.velocity_count, limits.velocity_window_ms
         self.windows: CustomerWindows[tuple[int, str]] = CustomerWindows(
-            self.window_ms, limits.lateness_ms, limits.max_kept
+            self.window_ms, limits.lateness_ms, limits.max_kept, max_customers=limits.max_customers
         )
 
     def observe(self, tx: TransactionLike) -> Alert | None:

@@ -37,6 +37,7 @@ Bounds, all in event time (no wall clock, so a replay behaves the same):
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -73,7 +74,12 @@ class CustomerWindows(Generic[E]):
     """Recent events of every active customer; see the module docstring for the bounds."""
 
     def __init__(
-        self, horizon_ms: int, lateness_ms: int, max_kept: int, on_promote: Callable[[Recent[E]], None] | None = None
+        self,
+        horizon_ms: int,
+        lateness_ms: int,
+        max_kept: int,
+        on_promote: Callable[[Recent[E]], None] | None = None,
+        max_customers: int | None = None,
     ) -> None:
         if horizon_ms <= 0 or lateness_ms < 0 or max_kept < 1:
             raise ValueError("need horizon_ms > 0, lateness_ms >= 0 and max_kept >= 1")
@@ -87,7 +93,9 @@ class CustomerWindows(Generic[E]):
         self.customers: dict[str, Recent[E]] = {}
         self.single: dict[str, E] = {}  # customers with one event: that entry (in neither dict: no state)
         self.on_promote = on_promote  # called with a customer's new Recent, holding its first event
-        self._due: dict[int, list[str]] = {}  # eviction queue: bucket (EVICT_EVERY_MS) -> customers filed there
+        self.max_customers = max_customers if max_customers is not None else sys.maxsize
+        self.shed = 0  # customers dropped by max_customers (active ones: their windows start again)
+        self._due: dict[int, deque[str]] = {}  # eviction queue: bucket (EVICT_EVERY_MS) -> customers filed there
         self._seconds: list[int] = []  # heap of the keys of _due
         self.unfiled: list[str] = []  # customers not filed yet
 
@@ -104,6 +112,8 @@ class CustomerWindows(Generic[E]):
             first = self.single.setdefault(customer, entry)
             if first is entry:  # a new customer
                 self.unfiled.append(customer)
+                if len(self.single) + len(self.customers) > self.max_customers:
+                    self.shed_one()
                 self.advance(t)
                 return None
             recent = self.promote(customer, first)
@@ -190,13 +200,48 @@ class CustomerWindows(Generic[E]):
                 if newest < limit:
                     del customers[customer]
                     continue
-            second = newest // EVICT_EVERY_MS  # >= due_before: not due yet
-            filed = due.get(second)
-            if filed is None:
-                due[second] = [customer]
-                heapq.heappush(seconds, second)
-            else:
-                filed.append(customer)
+            self._file(customer, newest // EVICT_EVERY_MS)  # >= due_before: not due yet
+
+    def _file(self, customer: str, bucket: int) -> None:
+        filed = self._due.get(bucket)
+        if filed is None:
+            self._due[bucket] = deque((customer,))
+            heapq.heappush(self._seconds, bucket)
+        else:
+            filed.append(customer)
+
+    def _newest(self, customer: str) -> int:
+        first = self.single.get(customer)
+        return first[0] if first is not None else self.customers[customer].events[-1][0]
+
+    def shed_one(self) -> None:
+        """Drop the least recently active customer: more than `max_customers` are held.
+
+        Least recent by bucket (minute of event time), first filed first within
+        one: the new customers are filed first; then, from the oldest bucket,
+        a customer active since it was filed is filed again under its newest
+        event, and the first that was not is dropped (counted in `shed`).
+        Amortised O(1), like `evict_idle`.
+        """
+        for customer in self.unfiled:
+            self._file(customer, self._newest(customer) // EVICT_EVERY_MS)
+        self.unfiled = []
+        seconds, due = self._seconds, self._due
+        while seconds:
+            bucket = seconds[0]
+            filed = due[bucket]
+            customer = filed.popleft()
+            if not filed:
+                heapq.heappop(seconds)
+                del due[bucket]
+            newest = self._newest(customer) // EVICT_EVERY_MS
+            if newest > bucket:
+                self._file(customer, newest)
+                continue
+            if self.single.pop(customer, None) is None:
+                del self.customers[customer]
+            self.shed += 1
+            return
 
     def size(self, horizon_ms: int | None = None, where: Callable[[E], bool] | None = None) -> tuple[int, int]:
         """(customers with state, events kept); O(customers), for tests and monitoring.

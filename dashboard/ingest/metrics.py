@@ -46,7 +46,7 @@ class _Sample:
 
     at: float | None = None  # clock() of the latest tick
     lag: dict[int, int] = field(default_factory=dict)  # partition -> high watermark minus position
-    fraud_state: dict[str, int] = field(default_factory=dict)  # StateSize field -> sum over partitions
+    fraud_state: dict[str, int] = field(default_factory=dict)  # FraudDetector.held() kind -> sum over partitions
     stopped: bool = False
 
 
@@ -93,7 +93,7 @@ class WorkerMetrics(Collector):
     def _fraud_state(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for detector in list(self.worker.detectors.by_partition.values()):
-            for name, value in detector.state_size()._asdict().items():
+            for name, value in detector.held().items():  # O(1): sampled every second in the worker's thread
                 total[name] = total.get(name, 0) + value
         return total
 

@@ -103,6 +103,6 @@ def test_scraped_counters_match_what_was_produced(kafka_env: dict[str, str], tmp
     assert metrics[("darooghe_ingest_transactions_total", (("outcome", "committed"),))] >= 1
     assert metrics[("darooghe_ingest_transactions_total", (("outcome", "aborted"),))] == 0
     assert metrics[("darooghe_ingest_seconds_since_last_commit", ())] < 30
-    assert metrics[("darooghe_ingest_fraud_state_size", (("kind", "velocity_events"),))] > 0
+    assert metrics[("darooghe_ingest_fraud_state_size", (("kind", "window_customers"),))] > 0
     assert metrics[("darooghe_ingest_healthy", ())] == 1
     assert done[("darooghe_ingest_messages_consumed_total", ())] == MESSAGES

@@ -370,6 +370,45 @@ def test_a_customer_seen_once_holds_one_entry_and_its_second_event_is_judged_aga
     assert "once_500" in windows.customers and "once_500" not in windows.single
 
 
+@pytest.mark.parametrize("make", [FraudDetector, VelocityDetector, GeoDetector], ids=lambda m: m.__name__)
+def test_at_most_max_customers_windows_the_least_recently_active_dropped_first(make: Any) -> None:
+    """A flood of distinct customers, 40 a minute, 60 held at most: the regular customer, who pays every minute, stays.
+
+    Least recently active by minute of event time; within a minute, first seen first.
+    """
+    detector = make(Limits(max_customers=60))
+    windows = detector.windows
+    held_most = 0
+    for minute in range(8):
+        feed(detector, [tx(minute * 60, customer="regular")])
+        for i in range(40):
+            feed(detector, [tx(minute * 60 + 1 + i, customer=f"once_{minute}_{i}")])
+            held_most = max(held_most, len(windows.held()))
+    assert held_most == 60
+    assert windows.held() == {"regular", *(f"once_6_{i}" for i in range(21, 40)), *(f"once_7_{i}" for i in range(40))}
+    assert windows.shed == 1 + 8 * 40 - 60
+    # The regular customer's window is whole: with five more payments, six within two minutes raise velocity.
+    alerts = feed(detector, [tx(7 * 60 + s, customer="regular", point=None) for s in (45, 50, 55, 56, 57)])
+    assert [a.rule for a in alerts] == ([] if make is GeoDetector else [FRAUD_VELOCITY])
+
+
+def test_state_stays_within_max_customers_whatever_the_number_of_distinct_customers() -> None:
+    detector = FraudDetector(Limits(max_customers=1000))
+
+    def held_bytes(customers: int) -> int:
+        tracemalloc.start()
+        try:
+            feed(detector, [tx(i / 1000, customer=f"c{customers}_{i}", tid=f"t{i}") for i in range(customers)])
+            return tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+    small, large = held_bytes(2_000), held_bytes(50_000)
+    assert detector.state_size().averages == 1000 and len(detector.windows.held()) == 1000
+    assert detector.held() == {"averages": 1000, "window_customers": 1000}
+    assert large < small + 100_000  # 25 times the customers: the same state (within 100 kB of noise)
+
+
 def located_stream(seed: int, count: int, lateness_ms: int, unlocated: float) -> list[FraudInput]:
     """A random partition: 12 customers (often the same one again), mostly around Tehran, now and then another
     city, a NaN latitude or no coordinates; events up to `lateness_ms` older than the newest, equal times, idle gaps.
