@@ -1,16 +1,19 @@
 """Soak benchmark: millions of messages with millions of distinct keys through the worker and the dashboard's feeds.
 
-    python bench/soak.py [--messages 1000000] [--capacity 20000] [--rate 0] [--sample 2] [--json FILE]
+    python bench/soak.py [--messages 1000000] [--capacity 20000] [--step-ms 10] [--max-customers 50000]
+                         [--rate 0] [--sample 2] [--json FILE]
 
 Against the real local broker (KAFKA_BOOTSTRAP_SERVERS, default localhost:9092),
 on fresh uuid topics. An ingest worker (`python -m dashboard.ingest`, fraud
-detectors on, FRAUD_MAX_CUSTOMERS=50000) and, in this process, the dashboard's
+detectors on, FRAUD_MAX_CUSTOMERS=`--max-customers`) and, in this process, the dashboard's
 live source (the transactions `Feed` into a RingBuffer of `--capacity`, the
 `RollupFeed` into `Rollups`, snapshots taken as pages would) consume what a
 child process produces: `--messages` transactions whose customer, merchant,
 device model and failure reason strings are all distinct (event times advance
-10 ms a message, from a day ago, so the fraud windows and the per-minute
-aggregates see a realistic clock; Kafka timestamp = event time).
+`--step-ms`, 10 ms by default, a message, from a day ago, so the fraud windows
+and the per-minute aggregates see a realistic clock; Kafka timestamp = event
+time). A small step puts many distinct customers in the fraud windows at once:
+0.1 ms puts all of a million in the last 6 minutes.
 
 Two phases of the same size, each produced once the previous one is
 through: the warm-up (the first half of the messages), then the second half.
@@ -43,7 +46,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import pipeline_env  # noqa: E402
 
-STEP_MS = 10  # event time between messages
 QUIET_S = 2.0  # wait after catching up before the like-for-like sample
 
 
@@ -58,7 +60,9 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-def produce(bootstrap: str, topic: str, n: int, warm: int, start_ms: int, rate: float, phases: Any) -> None:
+def produce(
+    bootstrap: str, topic: str, n: int, warm: int, start_ms: int, step_ms: float, rate: float, phases: Any
+) -> None:
     """Child process: produce `n` transactions with all-distinct strings (see the module docstring).
 
     The first `warm` once `phases[0]` (an Event) is set, the rest once `phases[1]` is.
@@ -74,7 +78,7 @@ def produce(bootstrap: str, topic: str, n: int, warm: int, start_ms: int, rate: 
             if not phases[i > 0].wait(600):
                 raise SystemExit("soak producer: never told to go on")
             started, first = time.monotonic(), i
-        ts = start_ms + i * STEP_MS
+        ts = start_ms + int(i * step_ms)
         amount = 1000 + i % 100_000
         customer = f"cust_{tag}_{i}"
         ev: dict[str, object] = {
@@ -116,6 +120,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=int, default=20_000, help="BUFFER_CAPACITY of the dashboard")
+    parser.add_argument("--step-ms", type=float, default=10.0, help="event time between messages (ms)")
+    parser.add_argument("--max-customers", type=int, default=50_000, help="the worker's FRAUD_MAX_CUSTOMERS")
     parser.add_argument("--rate", type=float, default=0, help="messages per second to produce (0: as fast as possible)")
     parser.add_argument("--sample", type=float, default=2.0, help="seconds between memory samples")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -128,7 +134,7 @@ def main() -> None:
         f"soak.transactions.{tag}",
         tag,
         BUFFER_CAPACITY=str(args.capacity),
-        FRAUD_MAX_CUSTOMERS="50000",
+        FRAUD_MAX_CUSTOMERS=str(args.max_customers),
         PYTHONPATH=str(ROOT),
     )
     # Fork the producer before the dashboard's modules are loaded: its heap is not ours.
@@ -145,7 +151,7 @@ def main() -> None:
     phases = (ctx.Event(), ctx.Event())
     producer = ctx.Process(
         target=produce,
-        args=(bootstrap, settings.transactions_topic, args.messages, warm_n, start_ms, args.rate, phases),
+        args=(bootstrap, settings.transactions_topic, args.messages, warm_n, start_ms, args.step_ms, args.rate, phases),
     )
     producer.start()
     worker = subprocess.Popen(

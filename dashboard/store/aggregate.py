@@ -21,6 +21,14 @@ messages, and building them was a sixth of the worker's time.
 
 Skipped (counted in `skipped`): messages without an event time, or with a
 negative one. Strings of merchant ids are cut at MAX_ID_CHARS.
+
+Bounded whatever the number of distinct merchants: a run keeps the sums of
+at most `max_merchants` merchants (MAX_RUN_MERCHANTS); the transactions of
+merchants new to a run beyond that are summed under "" for their cell, as
+the record sums all merchants beyond its top ones, so totals stay exact.
+(A stream of distinct merchant ids, 600,000 in a minute, held 190 MB in one
+run: bench/soak.py --step-ms 0.1.) Such a merchant cannot be one of that
+run's top merchants: Darooghe's 500 never come near the bound.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from dashboard.core.validation import Checked, PlainTransaction, decode_plain
 
 TOP_MERCHANTS = 20  # merchants kept by count, and by amount, per record
 MAX_OPEN = 32  # open runs (minutes)
+MAX_RUN_MERCHANTS = 5_000  # merchants a run keeps sums of (the rest are summed under "")
 MAX_ID_CHARS = 200
 _ERROR_INDEX = {code: i for i, code in enumerate(ERROR_CODES)}
 _CATEGORY, _METHOD = ENUM_CODES["merchant_category"], ENUM_CODES["payment_method"]
@@ -97,6 +106,16 @@ class _Run:
         self.touched = 0
 
 
+def _add_merchant(
+    merchants: dict[tuple[str, int], list[float]], key: tuple[str, int], cap: int, a: float, c: float
+) -> None:
+    """Count one transaction of a merchant new to a run: under "" for its cell once the run holds `cap` merchants."""
+    if len(merchants) >= cap:
+        _accumulate(merchants, ("", key[1]), a, c)
+    else:
+        merchants[key] = [1, a, c]
+
+
 def _number(value: object) -> float:
     """A finite amount as float; anything else (None, NaN, a huge int) adds 0."""
     try:
@@ -110,8 +129,9 @@ class MinuteAggregator:
     """Cumulative per-minute aggregates of the partitions one worker owns; see the module docstring.
 
     `top`: merchants kept per record by count and by amount (None: all);
-    `new_run`: run ids (random by default); `clock`: epoch seconds, only to
-    cap record timestamps at now.
+    `max_merchants`: merchants a run keeps sums of (see the module
+    docstring); `new_run`: run ids (random by default); `clock`: epoch
+    seconds, only to cap record timestamps at now.
     """
 
     def __init__(
@@ -120,9 +140,11 @@ class MinuteAggregator:
         max_open: int = MAX_OPEN,
         new_run: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
+        max_merchants: int = MAX_RUN_MERCHANTS,
     ) -> None:
         self.top = top
         self.max_open = max_open
+        self.max_merchants = max_merchants
         self.new_run = new_run or random_runs()
         self.clock = clock
         self._runs: dict[int, _Run] = {}  # minute -> its open run
@@ -178,7 +200,7 @@ class MinuteAggregator:
         key = (tx.merchant_id[:MAX_ID_CHARS], cell[1])
         sums = run.merchants.get(key)
         if sums is None:
-            run.merchants[key] = [1, a, c]
+            _add_merchant(run.merchants, key, self.max_merchants, a, c)
         else:
             sums[0] += 1
             sums[1] += a
@@ -247,7 +269,11 @@ class MinuteAggregator:
             ((((cat << 3) | _METHOD.get(method or "", 0)) << 2 | _STATUS.get(status or "", 0)) << 2 | ct) << 1
         ) | valid
         _accumulate(run.cube, cell, a, c)
-        _accumulate(run.merchants, ((merchant or "")[:MAX_ID_CHARS], (cat << MERCHANT_CELL_BITS[1]) | ct), a, c)
+        key = ((merchant or "")[:MAX_ID_CHARS], (cat << MERCHANT_CELL_BITS[1]) | ct)
+        if key in run.merchants:
+            _accumulate(run.merchants, key, a, c)
+        else:
+            _add_merchant(run.merchants, key, self.max_merchants, a, c)
 
     def flush(self) -> list[tuple[bytes, bytes, int]]:
         """Return (key, value, timestamp ms) of every run changed since the last flush; close runs beyond max_open.

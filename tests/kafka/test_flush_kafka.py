@@ -145,7 +145,7 @@ def test_flush_under_a_running_worker_leaves_only_the_new_stream_in_history_erro
 def aggregates(counts: list[int], merchant: str) -> list[tuple[bytes, bytes, int]]:
     """Rollup records of `counts[i]` transactions in the i-th minute of the last hour (as a worker writes them)."""
     now_ms = int(time.time() * 1000)
-    agg = MinuteAggregator(top=None, max_open=1 << 20)
+    agg = MinuteAggregator(top=None, max_open=1 << 20, max_merchants=1 << 30)
     for i, n in enumerate(counts):
         ts = now_ms - (i + 2) * 60_000
         for _ in range(n):

@@ -136,6 +136,21 @@ def test_totals_are_exact_whatever_the_top(top: int | None) -> None:
     assert snap.cube["amount"].sum() == pytest.approx(snap.merchants["amount"].sum())
 
 
+def test_a_run_keeps_at_most_max_merchants_and_sums_the_later_new_ones_under_the_remainder() -> None:
+    agg = MinuteAggregator(top=3, clock=lambda: NOW_MS / 1000, max_merchants=10)
+    for i in range(1000):  # a flood of distinct merchants: 8 first, then "a" and "b", then 990 more
+        add(agg, f"m{i}" if i < 8 or i >= 10 else "ab"[i - 8], amount=1)
+    add(agg, "a", amount=5000)  # already kept: still counted as itself
+    add(agg, "late_big", amount=9000)  # new beyond the bound: under "", whatever its amount
+    (run,) = agg._runs.values()
+    assert len(run.merchants) == 11  # 10 merchants and the remainder of the cell
+    (rec,) = records(agg)
+    rows = merchant_rows(rec)
+    assert rows["a"] == (2, 5001.0) and "late_big" not in rows
+    assert rec.count == 1002 == sum(c for c, _ in rows.values())
+    assert sum(a for _, a in rows.values()) == 1000 + 5000 + 9000
+
+
 def test_a_run_counts_every_partition_of_its_minute_and_a_revoke_closes_every_run() -> None:
     agg = fixed_runs()
     add(agg, "a", partition=0)

@@ -164,7 +164,7 @@ def test_eviction_drops_whole_hours_past_the_horizon_as_the_clock_moves() -> Non
 
 def add_rows(rollups: Rollups, ts_ms: np.ndarray, merchants: Sequence[str], partition: int = 0) -> None:
     """Valid retail/tiered rows with the given times and merchants (amount 1000, commission 20), one transaction."""
-    aggregator = MinuteAggregator(top=None, max_open=1 << 30, clock=rollups.clock)
+    aggregator = MinuteAggregator(top=None, max_open=1 << 30, clock=rollups.clock, max_merchants=1 << 30)
     for t, merchant in zip(ts_ms.tolist(), merchants, strict=True):
         aggregator.add(partition, t, merchant, "retail", "", "", "tiered", 1000, 20, ())
     rollups.apply_values(value for _, value, _ in aggregator.flush())
