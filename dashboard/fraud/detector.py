@@ -147,8 +147,9 @@ class FraudDetector:
                     windows.evict_idle()
         elif recent is None and windows.single.setdefault(customer, entry) is entry:
             # A new customer (insert's first branch, inlined): its only event, which no rule can raise on.
-            windows.unfiled.append(customer)
-            if len(windows.single) + len(windows.customers) > windows.max_customers:
+            unfiled = windows.unfiled
+            unfiled.append(customer)
+            if len(unfiled) > windows.room:  # more than max_customers held
                 windows.shed_one()
             if t > windows.watermark:
                 windows.watermark = t

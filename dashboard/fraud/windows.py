@@ -95,9 +95,13 @@ class CustomerWindows(Generic[E]):
         self.on_promote = on_promote  # called with a customer's new Recent, holding its first event
         self.max_customers = max_customers if max_customers is not None else sys.maxsize
         self.shed = 0  # customers dropped by max_customers (active ones: their windows start again)
-        self._due: dict[int, deque[str]] = {}  # eviction queue: bucket (EVICT_EVERY_MS) -> customers filed there
+        # Eviction queue: bucket (EVICT_EVERY_MS) -> customers filed there (a list; a deque once shed_one takes one).
+        self._due: dict[int, list[str] | deque[str]] = {}
         self._seconds: list[int] = []  # heap of the keys of _due
         self.unfiled: list[str] = []  # customers not filed yet
+        # New customers that fit before max_customers: held = max_customers - room + len(unfiled), set whenever
+        # `unfiled` is emptied (a promotion holds as many), so the check per new customer is len(unfiled) > room.
+        self.room = self.max_customers
 
     def insert(self, customer: str, t: int, entry: E) -> tuple[Recent[E], int] | None:
         """Insert `entry` (whose first element is `t`) in time order, after equal times; return window and index.
@@ -111,8 +115,9 @@ class CustomerWindows(Generic[E]):
         if recent is None:
             first = self.single.setdefault(customer, entry)
             if first is entry:  # a new customer
-                self.unfiled.append(customer)
-                if len(self.single) + len(self.customers) > self.max_customers:
+                unfiled = self.unfiled
+                unfiled.append(customer)
+                if len(unfiled) > self.room:
                     self.shed_one()
                 self.advance(t)
                 return None
@@ -200,12 +205,19 @@ class CustomerWindows(Generic[E]):
                 if newest < limit:
                     del customers[customer]
                     continue
-            self._file(customer, newest // EVICT_EVERY_MS)  # >= due_before: not due yet
+            second = newest // EVICT_EVERY_MS  # >= due_before: not due yet (`_file`, inlined)
+            filed = due.get(second)
+            if filed is None:
+                due[second] = [customer]
+                heapq.heappush(seconds, second)
+            else:
+                filed.append(customer)
+        self.room = self.max_customers - len(customers) - len(single)
 
     def _file(self, customer: str, bucket: int) -> None:
         filed = self._due.get(bucket)
         if filed is None:
-            self._due[bucket] = deque((customer,))
+            self._due[bucket] = [customer]
             heapq.heappush(self._seconds, bucket)
         else:
             filed.append(customer)
@@ -230,6 +242,8 @@ class CustomerWindows(Generic[E]):
         while seconds:
             bucket = seconds[0]
             filed = due[bucket]
+            if isinstance(filed, list):  # first filed first: popleft, O(1)
+                filed = due[bucket] = deque(filed)
             customer = filed.popleft()
             if not filed:
                 heapq.heappop(seconds)
@@ -241,7 +255,8 @@ class CustomerWindows(Generic[E]):
             if self.single.pop(customer, None) is None:
                 del self.customers[customer]
             self.shed += 1
-            return
+            break
+        self.room = self.max_customers - len(self.customers) - len(self.single)
 
     def size(self, horizon_ms: int | None = None, where: Callable[[E], bool] | None = None) -> tuple[int, int]:
         """(customers with state, events kept); O(customers), for tests and monitoring.

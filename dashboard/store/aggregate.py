@@ -198,9 +198,13 @@ class MinuteAggregator:
             sums[1] += a
             sums[2] += c
         key = (tx.merchant_id[:MAX_ID_CHARS], cell[1])
-        sums = run.merchants.get(key)
+        merchants = run.merchants
+        sums = merchants.get(key)
         if sums is None:
-            _add_merchant(run.merchants, key, self.max_merchants, a, c)
+            if len(merchants) < self.max_merchants:
+                merchants[key] = [1, a, c]
+            else:
+                _add_merchant(merchants, key, self.max_merchants, a, c)
         else:
             sums[0] += 1
             sums[1] += a
