@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,7 +72,7 @@ def unpack_cell(cell: int, bits: tuple[int, ...] = CELL_BITS) -> tuple[int, ...]
     return tuple(reversed(out))
 
 
-def packed(typecode: str, values: list[int] | list[float]) -> bytes:
+def packed(typecode: str, values: Sequence[int] | Sequence[float]) -> bytes:
     """Little-endian bytes of `values` as an array of `typecode` ("H": uint16, "I": uint32, "d": float64)."""
     arr = array(typecode, values)
     if not _LITTLE:

@@ -33,12 +33,11 @@ run's top merchants: Darooghe's 500 never come near the bound.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dashboard.core.rollup import (
     ENUM_CODES,
@@ -114,6 +113,11 @@ def _add_merchant(
         _accumulate(merchants, ("", key[1]), a, c)
     else:
         merchants[key] = [1, a, c]
+
+
+def _columns(rows: list[Any], width: int) -> tuple[tuple[Any, ...], ...]:
+    """The columns of `rows` (tuples of `width` fields), built in C by zip."""
+    return tuple(zip(*rows, strict=True)) if rows else ((),) * width
 
 
 def _number(value: object) -> float:
@@ -299,27 +303,24 @@ class MinuteAggregator:
 
     def record(self, partition: int, minute: int, run: _Run) -> RollupRecord:
         """The cumulative record of one run (built once per run and transaction: kept lean)."""
-        cube = run.cube
-        cells = sorted(cube)
-        sums = [cube[c] for c in cells]
-        counts = [s[0] for s in sums]  # ints: _accumulate counts by 1
-        rows = self._merchant_rows(run.merchants)
+        cells, counts, amounts, commissions = _columns(sorted((cell, *sums) for cell, sums in run.cube.items()), 4)
+        merchants, m_cells, m_counts, m_amounts, m_commissions = _columns(self._merchant_rows(run.merchants), 5)
         return RollupRecord(
             FORMAT,
             minute,
             partition,
             run.id,
-            int(sum(counts)),
+            int(sum(counts)),  # ints: _accumulate counts by 1
             packed("H", cells),
             packed("I", counts),
-            packed("d", [s[1] for s in sums]),
-            packed("d", [s[2] for s in sums]),
+            packed("d", amounts),
+            packed("d", commissions),
             list(run.errors),
-            [r[0] for r in rows],
-            packed("H", [r[1] for r in rows]),
-            packed("I", [r[2] for r in rows]),
-            packed("d", [r[3] for r in rows]),
-            packed("d", [r[4] for r in rows]),
+            list(merchants),
+            packed("H", m_cells),
+            packed("I", m_counts),
+            packed("d", m_amounts),
+            packed("d", m_commissions),
         )
 
     def _merchant_rows(
@@ -333,8 +334,10 @@ class MinuteAggregator:
         items = list(merchants.items())
         if self.top is not None and len(items) > self.top:
             # Ties go to the larger key; plain tuples compare faster than a key function.
-            kept = {key for _, key in heapq.nlargest(self.top, [(sums[0], key) for key, sums in items])}
-            kept.update(key for _, key in heapq.nlargest(self.top, [(sums[1], key) for key, sums in items]))
+            # sorted()[:top] is nlargest's selection, in C (heapq.nlargest loops in Python).
+            top = self.top
+            kept = {key for _, key in sorted([(sums[0], key) for key, sums in items], reverse=True)[:top]}
+            kept.update(key for _, key in sorted([(sums[1], key) for key, sums in items], reverse=True)[:top])
         else:
             kept = {k for k, _ in items}
         rows: list[tuple[str, int, float, float, float]] = []
