@@ -105,16 +105,6 @@ class _Run:
         self.touched = 0
 
 
-def _add_merchant(
-    merchants: dict[tuple[str, int], list[float]], key: tuple[str, int], cap: int, a: float, c: float
-) -> None:
-    """Count one transaction of a merchant new to a run: under "" for its cell once the run holds `cap` merchants."""
-    if len(merchants) >= cap:
-        _accumulate(merchants, ("", key[1]), a, c)
-    else:
-        merchants[key] = [1, a, c]
-
-
 def _columns(rows: list[Any], width: int) -> tuple[tuple[Any, ...], ...]:
     """The columns of `rows` (tuples of `width` fields), built in C by zip."""
     return tuple(zip(*rows, strict=True)) if rows else ((),) * width
@@ -207,8 +197,8 @@ class MinuteAggregator:
         if sums is None:
             if len(merchants) < self.max_merchants:
                 merchants[key] = [1, a, c]
-            else:
-                _add_merchant(merchants, key, self.max_merchants, a, c)
+            else:  # a full run: a merchant new to it is summed with the rest of its cell
+                _accumulate(merchants, ("", cell[1]), a, c)
         else:
             sums[0] += 1
             sums[1] += a
@@ -277,11 +267,11 @@ class MinuteAggregator:
             ((((cat << 3) | _METHOD.get(method or "", 0)) << 2 | _STATUS.get(status or "", 0)) << 2 | ct) << 1
         ) | valid
         _accumulate(run.cube, cell, a, c)
-        key = ((merchant or "")[:MAX_ID_CHARS], (cat << MERCHANT_CELL_BITS[1]) | ct)
-        if key in run.merchants:
-            _accumulate(run.merchants, key, a, c)
-        else:
-            _add_merchant(run.merchants, key, self.max_merchants, a, c)
+        m_cell = (cat << MERCHANT_CELL_BITS[1]) | ct
+        key = ((merchant or "")[:MAX_ID_CHARS], m_cell)
+        if key not in run.merchants and len(run.merchants) >= self.max_merchants:
+            key = ("", m_cell)  # a full run: a merchant new to it is summed with the rest of its cell
+        _accumulate(run.merchants, key, a, c)
 
     def flush(self) -> list[tuple[bytes, bytes, int]]:
         """Return (key, value, timestamp ms) of every run changed since the last flush; close runs beyond max_open.
